@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+//
+// rasd: retrieval-augmented speculative decoding.
+//
+// Library modules hold the logic; `rasd-index` is a thin command-line shell over them.
+// C enters only through the small system-library targets `CLMDB` and `CZstd`.
+
+import PackageDescription
+
+let package = Package(
+    name: "rasd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rasd-index", targets: ["rasd-index"]),
+        .library(name: "RASDGGUF", targets: ["RASDGGUF"]),
+        .library(name: "RASDTrees", targets: ["RASDTrees"]),
+        .library(name: "RASDDatastore", targets: ["RASDDatastore"]),
+        .library(name: "RASDTokenizer", targets: ["RASDTokenizer"]),
+        .library(name: "RASDModel", targets: ["RASDModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // System libraries (Debian: liblmdb-dev, libzstd-dev; both ship pkg-config files).
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+
+        // GGUF container: metadata and tensor table over a memory-mapped file.
+        .target(name: "RASDGGUF"),
+        // Token trees: retrieval tries, pruning, fusion, verification layout, acceptance.
+        .target(name: "RASDTrees"),
+        // Compressed suffix-array token datastores in LMDB, exact retrieval.
+        .target(
+            name: "RASDDatastore",
+            dependencies: [
+                "CLMDB", "CZstd", "RASDTrees",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        // Byte-level BPE tokenizer (GGUF metadata or tokenizer.json), chat template, streaming decode.
+        .target(
+            name: "RASDTokenizer",
+            dependencies: ["RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
+        // GGUF Llama-family inference with tree verification.
+        .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
+
+        .executableTarget(
+            name: "rasd-index",
+            dependencies: [
+                "RASDDatastore", "RASDTokenizer", "RASDModel", "RASDTrees",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "RASDGGUFTests", dependencies: ["RASDGGUF"]),
+        .testTarget(name: "RASDTreesTests", dependencies: ["RASDTrees"]),
+        .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
+        .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"]),
+        .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

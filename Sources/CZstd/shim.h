@@ -1,0 +1,4 @@
+#ifndef RASD_CZSTD_SHIM_H
+#define RASD_CZSTD_SHIM_H
+#include <zstd.h>
+#endif

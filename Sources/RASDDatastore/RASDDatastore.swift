@@ -1,0 +1,1 @@
+// The RASDDatastore module. See docs/ and the design brief.

@@ -1,0 +1,1 @@
+// The RASDModel module. See docs/ and the design brief.

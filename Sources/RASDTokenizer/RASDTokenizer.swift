@@ -1,0 +1,1 @@
+// The RASDTokenizer module. See docs/ and the design brief.
