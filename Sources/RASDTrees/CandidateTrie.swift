@@ -1,10 +1,9 @@
 /// The answer to a retrieval query: the most frequent continuations of the longest matching
 /// context suffix, as a prefix-closed trie in flat arrays.
 ///
-/// Node order is the ranking order: count descending, then depth ascending, then the node's
-/// token path in ascending lexicographic order of token ids. Every parent therefore precedes
-/// its children, and the first `k` nodes of an answer are exactly the answer for
-/// `maxNodes == k`.
+/// Node order is the ranking order: count descending, then depth ascending, then the parent's
+/// position in this order, then token id ascending. Every parent therefore precedes its
+/// children, and the first `k` nodes of an answer are exactly the answer for `maxNodes == k`.
 public struct CandidateTrie: Sendable, Hashable {
     /// Length of the longest context suffix that occurs (0 when no suffix of at least
     /// `minMatch` tokens occurs; the trie is then empty).
