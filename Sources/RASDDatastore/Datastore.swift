@@ -92,6 +92,11 @@ public final class Datastore: Sendable {
         self.ownedTables = owned
     }
 
+    /// Every stored value's key and size in bytes, in key order.
+    public func storedValues() throws -> [(key: String, bytes: Int)] {
+        try transaction.keys().map { key in (key, try transaction.get(key)?.count ?? 0) }
+    }
+
     /// Sizes and parameters, for `rasd-index info`.
     public var info: DatastoreInfo {
         let files = ["data.mdb", "lock.mdb"].map { path + "/" + $0 }

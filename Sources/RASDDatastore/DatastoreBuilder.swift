@@ -18,6 +18,8 @@ public struct BuildOptions: Sendable {
     public var force: Bool
     /// Human description of the input, recorded in the header.
     public var source: String
+    /// Receives one line per build stage (with its duration); nil for silence.
+    public var log: (@Sendable (String) -> Void)?
 
     /// The largest shard: suffix sorting uses 32-bit positions.
     public static let maximumShardTokens = Int(Int32.max) - 1024
@@ -25,7 +27,8 @@ public struct BuildOptions: Sendable {
     /// Creates options; `shardTokens` defaults to 256 M tokens (about 2.3 GB of memory at peak).
     public init(
         output: String, vocabularySize: Int, tokenizer: TokenizerIdentity? = nil, shardTokens: Int = 256 << 20,
-        threads: Int = ProcessInfo.processInfo.activeProcessorCount, force: Bool = false, source: String = ""
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, force: Bool = false, source: String = "",
+        log: (@Sendable (String) -> Void)? = nil
     ) {
         self.output = output
         self.vocabularySize = vocabularySize
@@ -34,6 +37,7 @@ public struct BuildOptions: Sendable {
         self.threads = threads
         self.force = force
         self.source = source
+        self.log = log
     }
 }
 
@@ -60,6 +64,8 @@ public final class DatastoreBuilder {
     private var counts: [UInt64]
     private let compressor = ChunkCompressor()
     private var chunkTextStart = 0
+    private var scratch: [UInt32] = []
+    private var shardClock: StageClock
     private var chunkTokenCount = 0
 
     // Whole datastore.
@@ -104,6 +110,7 @@ public final class DatastoreBuilder {
         try AtomicDirectory.createParent(parent)
         AtomicDirectory.removeStalePartials(in: parent, name: url.lastPathComponent)
         workDirectory = try AtomicDirectory.makePartial(in: parent, name: url.lastPathComponent)
+        shardClock = StageClock(log: options.log, prefix: "shard 0: ")
         do {
             environment = try LMDBEnvironment(path: workDirectory, readOnly: false, mapSize: 1 << 30)
         } catch {
@@ -134,6 +141,14 @@ public final class DatastoreBuilder {
     /// Adds one document. Empty documents are kept (they count as documents but add no tokens).
     /// - Throws: ``DatastoreError`` `.tokenOutOfRange` naming the document and position.
     public func add<C: Collection>(document: C) throws where C.Element == UInt32 {
+        if let done = try document.withContiguousStorageIfAvailable({ try add(tokens: $0) }) { return done }
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: document)
+        try scratch.withUnsafeBufferPointer { try add(tokens: $0) }
+    }
+
+    /// Adds one document from contiguous storage (the fast path).
+    public func add(tokens document: UnsafeBufferPointer<UInt32>) throws {
         let length = document.count
         if shardTokens > 0 && shardTokens + length > options.shardTokens { try finishShard() }
         guard length <= options.shardTokens else {
@@ -142,28 +157,38 @@ public final class DatastoreBuilder {
                 "document \(totalDocuments) has \(length) tokens, more than the shard size \(options.shardTokens); raise --shard-tokens")
         }
         let vocabulary = UInt32(options.vocabularySize)
-        var position = 0
-        for token in document {
-            guard token < vocabulary else {
-                throw DatastoreError(
-                    .tokenOutOfRange, path: options.source.isEmpty ? options.output : options.source,
-                    "document \(totalDocuments) has token id \(token) at position \(position), not below the vocabulary size \(vocabulary)")
-            }
-            position += 1
+        var largest: UInt32 = 0
+        for token in document { largest = max(largest, token) }
+        if length > 0 && largest >= vocabulary, let position = document.firstIndex(where: { $0 >= vocabulary }) {
+            throw DatastoreError(
+                .tokenOutOfRange, path: options.source.isEmpty ? options.output : options.source,
+                "document \(totalDocuments) has token id \(document[position]) at position \(position), not below the vocabulary size \(vocabulary)")
         }
         shardDocumentStarts.append(UInt64(shardTokens))
-        for token in document {
-            let symbol = Alphabet.symbol(token: token)
-            counts[symbol] += 1
-            if narrow { text16.append(UInt16(truncatingIfNeeded: symbol)) } else { text32.append(UInt32(symbol)) }
-            shardTokens += 1
-            chunkTokenCount += 1
+        var done = 0
+        while done < length {
+            // Copy up to the end of the current text chunk.
+            let take = min(length - done, Self.chunkTokens - chunkTokenCount)
+            let part = UnsafeBufferPointer(rebasing: document[done..<(done + take)])
+            counts.withUnsafeMutableBufferPointer { c in
+                for token in part { c[Int(token) &+ Alphabet.firstToken] &+= 1 }
+            }
+            if narrow { appendSymbols(part, to: &text16) } else { appendSymbols(part, to: &text32) }
+            done += take
+            chunkTokenCount += take
             if chunkTokenCount == Self.chunkTokens { compressChunk(textEnd: textCount) }
         }
         if narrow { text16.append(UInt16(Alphabet.documentBoundary)) } else { text32.append(UInt32(Alphabet.documentBoundary)) }
         counts[Alphabet.documentBoundary] += 1
+        shardTokens += length
         totalDocuments += 1
         totalTokens += length
+    }
+
+    private func appendSymbols<S: FixedWidthInteger>(_ tokens: UnsafeBufferPointer<UInt32>, to text: inout GrowableBuffer<S>) {
+        text.extend(by: tokens.count) { dst in
+            for (i, token) in tokens.enumerated() { dst[i] = S(truncatingIfNeeded: token &+ UInt32(Alphabet.firstToken)) }
+        }
     }
 
     /// Compresses the current chunk (text-buffer positions `chunkTextStart..<textEnd`) in the background.
@@ -171,25 +196,29 @@ public final class DatastoreBuilder {
     /// The text buffer grows by `realloc`, which may move it, so the chunk's token ids are copied
     /// out (without document boundaries) before the background job starts.
     private func compressChunk(textEnd: Int) {
-        let width = narrow ? 2 : 4
-        var tokens = [UInt8]()
-        tokens.reserveCapacity(chunkTokenCount * width)
-        for index in chunkTextStart..<textEnd {
-            let symbol = narrow ? Int(text16.buffer[index]) : Int(text32.buffer[index])
-            if symbol == Alphabet.documentBoundary { continue }
-            let token = Alphabet.token(symbol: symbol)
-            if narrow {
-                withUnsafeBytes(of: UInt16(truncatingIfNeeded: token).littleEndian) { tokens += $0 }
-            } else {
-                withUnsafeBytes(of: token.littleEndian) { tokens += $0 }
-            }
-        }
+        let tokens = narrow ? Self.tokenBytes(text16.buffer, chunkTextStart..<textEnd, count: chunkTokenCount)
+            : Self.tokenBytes(text32.buffer, chunkTextStart..<textEnd, count: chunkTokenCount)
         compressor.submit(tokens)
         chunkTextStart = textEnd
         chunkTokenCount = 0
     }
 
     private var textCount: Int { narrow ? text16.count : text32.count }
+
+    /// Little-endian token ids of the symbols in `range`, document boundaries left out.
+    private static func tokenBytes<S: FixedWidthInteger>(_ text: UnsafeMutableBufferPointer<S>, _ range: Range<Int>, count: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count * MemoryLayout<S>.size) { bytes, initialized in
+            let out = UnsafeMutableRawPointer(bytes.baseAddress.unsafelyUnwrapped)
+            var k = 0
+            for i in range {
+                let symbol = text[i]
+                if symbol == S(Alphabet.documentBoundary) { continue }
+                out.storeBytes(of: (symbol &- S(Alphabet.firstToken)).littleEndian, toByteOffset: k * MemoryLayout<S>.size, as: S.self)
+                k += 1
+            }
+            initialized = k * MemoryLayout<S>.size
+        }
+    }
 
     /// Builds the current shard's index and writes it in its own transaction.
     private func finishShard() throws {
@@ -200,17 +229,14 @@ public final class DatastoreBuilder {
         let chunks = try compressor.finish()
         guard let environment else { throw DatastoreError(.invalidArgument, path: options.output, "the build was cancelled") }
 
+        var clock = shardClock
+        defer { shardClock = StageClock(log: options.log, prefix: "shard \(shardCount): ") }
+        clock.lap("read \(shardTokens) tokens in \(shardDocumentStarts.count) documents")
         let built: BuiltShard
         if narrow {
-            var text = text16.buffer
-            text.reverse()
-            built = ShardConstruction.build(reversed: UnsafeBufferPointer(text), code: shardCode, threads: options.threads)
-            text16.release()
+            built = Self.index(text: &text16, code: shardCode, clock: &clock)
         } else {
-            var text = text32.buffer
-            text.reverse()
-            built = ShardConstruction.build(reversed: UnsafeBufferPointer(text), code: shardCode, threads: options.threads)
-            text32.release()
+            built = Self.index(text: &text32, code: shardCode, clock: &clock)
         }
         defer { built.deallocate() }
 
@@ -253,6 +279,7 @@ public final class DatastoreBuilder {
             txn, Keys.nodes(k),
             BinaryTables.bytes(of: built.levelStart) + BinaryTables.bytes(of: built.nodeLength) + BinaryTables.bytes(of: rankAtStart))
         try txn.commit()
+        clock.lap("wrote the index")
 
         shardCount += 1
         shardTokens = 0
@@ -297,6 +324,23 @@ public final class DatastoreBuilder {
             cancel()
             throw error
         }
+    }
+
+    /// Reverses the shard's text, transforms it, frees it, then builds the wavelet tree.
+    private static func index<S: FixedWidthInteger & UnsignedInteger & Sendable>(
+        text: inout GrowableBuffer<S>, code: SymbolCode, clock: inout StageClock
+    ) -> BuiltShard {
+        text.shrinkToFit()
+        // Reading freed many chunk-sized buffers that the allocator keeps for reuse; hand them
+        // back before the suffix array, the build's largest allocation.
+        releaseFreedMemory()
+        var symbols = text.buffer
+        symbols.reverse()
+        let (bwt, anchors) = ShardConstruction.transform(
+            reversed: UnsafeBufferPointer(symbols), symbolCount: code.symbolCount, clock: &clock)
+        text.release()
+        defer { free(bwt.baseAddress) }
+        return ShardConstruction.waveletTree(bwt: UnsafeBufferPointer(bwt), anchors: anchors, code: code, clock: &clock)
     }
 
     static let indexDescription =
@@ -369,4 +413,45 @@ final class ChunkCompressor: @unchecked Sendable {
             return frames
         }
     }
+}
+
+/// Times the stages of a build and reports them through the build's log.
+struct StageClock {
+    let log: (@Sendable (String) -> Void)?
+    let prefix: String
+    private var last = DispatchTime.now()
+
+    init(log: (@Sendable (String) -> Void)?, prefix: String) {
+        self.log = log
+        self.prefix = prefix
+    }
+
+    /// Logs `stage` with the time since the previous lap.
+    mutating func lap(_ stage: String) {
+        let now = DispatchTime.now()
+        let seconds = Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9
+        last = now
+        log?(prefix + stage + String(format: " (%.2f s, peak memory %.0f MiB)", seconds, Double(Self.peakResidentBytes()) / 1_048_576))
+    }
+
+    /// The process's peak resident set so far (Linux `VmHWM`), or 0 where unavailable.
+    static func peakResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.split(separator: " ").compactMap { Int($0) }
+            return (digits.first ?? 0) * 1024
+        }
+        return 0
+    }
+}
+
+/// Returns freed heap memory to the system (glibc's `malloc_trim`, looked up at run time because
+/// Swift's Glibc module does not import `malloc.h`); does nothing elsewhere.
+func releaseFreedMemory() {
+    #if canImport(Glibc)
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+    #endif
 }

@@ -47,7 +47,7 @@ struct BuildCorpus: AsyncParsableCommand {
         let start = Date()
         let options = BuildOptions(
             output: output, vocabularySize: vocabSize, shardTokens: shardTokens, threads: threads, force: force,
-            source: input)
+            source: input, log: { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
         let builder = try DatastoreBuilder(options: options)
         if input.hasSuffix(".jsonl") || input.hasSuffix(".json") {
             guard documents == nil else {

@@ -12,8 +12,12 @@ struct Info: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: "Also list the size of every part of the datastore.")
+    var parts = false
+
     func run() async throws {
-        let info = try Datastore(path: datastore).info
+        let store = try Datastore(path: datastore)
+        let info = store.info
         if json {
             print(try Formatting.json(info))
             return
@@ -38,5 +42,22 @@ struct Info: AsyncParsableCommand {
         ]
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+        if parts {
+            // Group per-chunk keys (text/000001, ...) under their prefix.
+            var groups: [(String, Int, Int)] = []
+            for (key, bytes) in try store.storedValues() {
+                let group = key.contains("/text/") ? String(key[..<key.range(of: "/text/")!.upperBound]) + "*" : key
+                if let last = groups.last, last.0 == group {
+                    groups[groups.count - 1] = (group, last.1 + bytes, last.2 + 1)
+                } else {
+                    groups.append((group, bytes, 1))
+                }
+            }
+            print("")
+            for (group, bytes, n) in groups {
+                let perToken = Double(bytes) / Double(max(1, h.tokens))
+                print("  \(group.padding(toLength: 32, withPad: " ", startingAt: 0)) \(Formatting.bytes(bytes).padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%.3f", perToken)) B/token\(n > 1 ? "  (\(n) values)" : "")")
+            }
+        }
     }
 }

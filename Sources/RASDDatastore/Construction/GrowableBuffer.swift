@@ -33,6 +33,21 @@ struct GrowableBuffer<Element: BitwiseCopyable> {
         count += 1
     }
 
+    /// Appends `n` elements written by `body` into uninitialized space.
+    @inline(__always)
+    mutating func extend(by n: Int, _ body: (UnsafeMutablePointer<Element>) -> Void) {
+        reserve(count + n)
+        body(base.unsafelyUnwrapped + count)
+        count += n
+    }
+
+    /// Gives back the capacity beyond `count`.
+    mutating func shrinkToFit() {
+        guard capacity > count, count > 0, let raw = realloc(base, count * MemoryLayout<Element>.stride) else { return }
+        base = raw.assumingMemoryBound(to: Element.self)
+        capacity = count
+    }
+
     /// The elements; valid until the next mutation.
     var buffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: base, count: count) }
 

@@ -1,5 +1,11 @@
 import Dispatch
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The index of one shard, built in memory and ready to be written.
 ///
 /// The index is an FM-index of the shard's text reversed: backward search in the reversed text
@@ -27,45 +33,73 @@ enum ShardConstruction {
     /// Rows whose suffix starts at a multiple of this in the reversed text become anchors.
     static let anchorStride = 1 << 16
 
-    /// Builds the index of the reversed text `reversed` (symbols, see ``Alphabet``).
-    /// `reversed` is read but not modified; it may be freed afterwards.
-    static func build<S: FixedWidthInteger & UnsignedInteger & Sendable>(
-        reversed: UnsafeBufferPointer<S>, code: SymbolCode, threads: Int
-    ) -> BuiltShard {
+    /// The Burrows-Wheeler transform of `reversed` (symbols, see ``Alphabet``), with anchors.
+    ///
+    /// Row 0 is the empty suffix (end of text); row r >= 1 is suffix `sa[r-1]`. The transform is
+    /// written over the suffix array as it is consumed, so the peak is the text plus the suffix
+    /// array (6 bytes per token for 16-bit symbols) and the result is shrunk to `rows` symbols.
+    /// The caller owns the returned buffer (free with `free`).
+    static func transform<S: FixedWidthInteger & UnsignedInteger & Sendable>(
+        reversed: UnsafeBufferPointer<S>, symbolCount: Int, clock: inout StageClock
+    ) -> (bwt: UnsafeMutableBufferPointer<S>, anchors: [UInt32]) {
         let n = reversed.count
         let rows = n + 1
-        let symbolCount = code.symbolCount
-
-        // Suffix array of the reversed text.
-        let sa = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
-        defer { sa.deallocate() }
+        guard let saRaw = malloc((n + 1) * 4) else { fatalError("out of memory for the suffix array of \(n) symbols") }
+        let sa = UnsafeMutableBufferPointer(start: saRaw.assumingMemoryBound(to: Int32.self), count: n)
         SuffixSorting.sort(text: reversed, alphabetSize: symbolCount, into: sa)
+        clock.lap("suffix array")
 
-        // BWT: row 0 is the empty suffix (end of text); row r >= 1 is sa[r-1].
-        let bwt = UnsafeMutableBufferPointer<S>.allocate(capacity: rows)
-        defer { bwt.deallocate() }
-        bwt[0] = reversed[n - 1]
-        let parts = max(1, min(threads, 8))
-        let chunk = (rows + parts - 1) / parts
-        let anchorLists = UnsafeMutableBufferPointer<[UInt32]>.allocate(capacity: parts)
-        anchorLists.initialize(repeating: [])
-        defer { anchorLists.deinitialize(); anchorLists.deallocate() }
-        let bwtBase = UnsafeSendable(bwt.baseAddress), saBase = UnsafeSendable(sa.baseAddress)
-        let textBase = UnsafeSendable(reversed.baseAddress), lists = UnsafeSendable(anchorLists.baseAddress)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            guard let out = bwtBase.value, let s = saBase.value, let text = textBase.value, let anchors = lists.value else { return }
-            var local: [UInt32] = []
-            let lo = max(1, part * chunk), hi = min(rows, (part + 1) * chunk)
-            if lo < hi {
-                for r in lo..<hi {
-                    let p = Int(s[r - 1])
-                    out[r] = p > 0 ? text[p - 1] : 0
-                    if p % anchorStride == 0 { local.append(UInt32(r)); local.append(UInt32(p)) }
-                }
+        // Two threads: the first half of the rows in place, the second half into a side buffer
+        // (in-place writes of one never reach suffix-array entries the other still reads).
+        let wide = MemoryLayout<S>.size == 4
+        let split = max(2, rows / 2)
+        let side = UnsafeMutableBufferPointer<S>.allocate(capacity: max(0, rows - (split - 1)))
+        defer { side.deallocate() }
+        let bwt = UnsafeSendable(saRaw.assumingMemoryBound(to: S.self))
+        let saBase = UnsafeSendable(UnsafePointer(saRaw.assumingMemoryBound(to: Int32.self)))
+        let text = UnsafeSendable(reversed.baseAddress.unsafelyUnwrapped)
+        let sideBase = UnsafeSendable(side.baseAddress.unsafelyUnwrapped)
+        let lists = UnsafeMutableBufferPointer<[UInt32]>.allocate(capacity: 2)
+        lists.initialize(repeating: [])
+        defer { lists.deinitialize(); lists.deallocate() }
+        let listBase = UnsafeSendable(lists.baseAddress.unsafelyUnwrapped)
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            var anchors: [UInt32] = []
+            @inline(__always) func symbol(_ r: Int) -> S {
+                let p = Int(saBase.value[r - 1])
+                if p % anchorStride == 0 { anchors.append(UInt32(r)); anchors.append(UInt32(p)) }
+                return p > 0 ? text.value[p - 1] : 0
             }
-            anchors[part] = local
+            if part == 0 {
+                // 16-bit symbols land below the entries still to read when going forward;
+                // 32-bit ones land on the entry just consumed when going backward.
+                if wide {
+                    var r = split - 2
+                    while r >= 1 { bwt.value[r] = symbol(r); r -= 1 }
+                } else {
+                    for r in 1..<(split - 1) { bwt.value[r] = symbol(r) }
+                }
+            } else {
+                for r in (split - 1)..<rows { sideBase.value[r - (split - 1)] = symbol(r) }
+            }
+            listBase.value[part] = anchors
         }
-        let anchors = anchorLists.flatMap { $0 }
+        let out = saRaw.assumingMemoryBound(to: S.self)
+        for r in (split - 1)..<rows { out[r] = side[r - (split - 1)] }
+        out[0] = reversed[n - 1]
+        let shrunk = realloc(saRaw, rows * MemoryLayout<S>.size) ?? saRaw
+        clock.lap("Burrows-Wheeler transform")
+        var anchors = lists[0]
+        anchors.append(contentsOf: lists[1])
+        return (UnsafeMutableBufferPointer(start: shrunk.assumingMemoryBound(to: S.self), count: rows), anchors)
+    }
+
+    /// The wavelet tree of `bwt` under `code`: node segments and the nibbles of every level.
+    static func waveletTree<S: FixedWidthInteger & UnsignedInteger>(
+        bwt: UnsafeBufferPointer<S>, anchors: [UInt32], code: SymbolCode, clock: inout StageClock
+    ) -> BuiltShard {
+        let rows = bwt.count
+        let symbolCount = code.symbolCount
 
         // Symbol counts and first rows.
         var counts = [Int](repeating: 0, count: symbolCount)
@@ -113,6 +147,7 @@ enum ShardConstruction {
                 }
             }
         }
+        clock.lap("wavelet tree")
         return BuiltShard(
             rows: rows, firstRow: firstRow, levels: levels, levelStart: levelStart,
             nodeLength: nodeLength.map { UInt32($0) }, anchors: anchors)

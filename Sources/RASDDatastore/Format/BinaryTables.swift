@@ -61,3 +61,10 @@ enum BinaryTables {
         return code
     }
 }
+
+/// SHA-256 over data arriving in pieces.
+struct SHA256Stream {
+    private var hasher = SHA256()
+    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    func finish() -> String { BinaryTables.hex(hasher.finalize()) }
+}

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Pre-tokenized corpus files, the build input that needs no tokenizer.
@@ -10,11 +11,11 @@ public enum PretokenizedCorpus {
     /// both files in the manifest.
     /// - Throws: ``DatastoreError`` `.badInput` for truncated or inconsistent files.
     public static func addTokenFile(tokens tokensPath: String, documents startsPath: String?, to builder: DatastoreBuilder) throws {
-        try withMappedFile(tokensPath) { tokenBytes in
-        guard tokenBytes.count % 4 == 0 else {
-            throw DatastoreError(.badInput, path: tokensPath, "\(tokenBytes.count) bytes is not a whole number of uint32 token ids (truncated?)")
+        let file = try InputFile(path: tokensPath)
+        guard file.size % 4 == 0 else {
+            throw DatastoreError(.badInput, path: tokensPath, "\(file.size) bytes is not a whole number of uint32 token ids (truncated?)")
         }
-        let tokenCount = tokenBytes.count / 4
+        let tokenCount = file.size / 4
         var starts: [Int] = [0]
         var startsEntry: ManifestEntry?
         if let startsPath {
@@ -23,7 +24,7 @@ public enum PretokenizedCorpus {
                     throw DatastoreError(.badInput, path: startsPath, "\(startBytes.count) bytes is not a whole number of uint64 offsets (truncated?)")
                 }
                 let values = (0..<(startBytes.count / 8)).map {
-                    Int(UInt64(littleEndian: startBytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))
+                    Int(clamping: UInt64(littleEndian: startBytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))
                 }
                 return (values, ManifestEntry(path: startsPath, bytes: startBytes.count, sha256: BinaryTables.sha256(startBytes), documents: 0, tokens: 0))
             }
@@ -43,16 +44,19 @@ public enum PretokenizedCorpus {
         }
         // A final offset equal to the token count only closes the last document.
         if starts.count > 1, starts.last == tokenCount { starts.removeLast() }
+        // Documents are read one at a time into a reused buffer: the build's memory holds the
+        // index under construction, not a second copy of the input.
+        var buffer: [UInt32] = []
+        var hasher = SHA256Stream()
         for (i, start) in starts.enumerated() {
             let end = i + 1 < starts.count ? starts[i + 1] : tokenCount
-            try builder.add(document: TokenFileSlice(bytes: tokenBytes, start: start, end: end))
+            buffer.removeAll(keepingCapacity: true)
+            try file.read(tokens: start..<end, into: &buffer, hashing: &hasher)
+            try builder.add(document: buffer)
         }
         builder.addManifestEntry(
-            ManifestEntry(
-                path: tokensPath, bytes: tokenBytes.count, sha256: BinaryTables.sha256(tokenBytes),
-                documents: starts.count, tokens: tokenCount))
+            ManifestEntry(path: tokensPath, bytes: file.size, sha256: hasher.finish(), documents: starts.count, tokens: tokenCount))
         if let startsEntry { builder.addManifestEntry(startsEntry) }
-        }
     }
 
     /// Feeds every line of a JSON-lines file (`[id, id, ...]` per line; blank lines skipped).
@@ -141,4 +145,55 @@ struct TokenFileSlice: RandomAccessCollection {
     var startIndex: Int { start }
     var endIndex: Int { end }
     subscript(i: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)) }
+}
+
+/// An input file read with `pread`, so that its pages do not stay in the process's memory.
+final class InputFile {
+    let path: String
+    let size: Int
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw DatastoreError(.notFound, path: path, "no such file")
+        }
+        guard !isDirectory.boolValue else { throw DatastoreError(.badInput, path: path, "is a directory, not a file") }
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DatastoreError.system("cannot open", path: path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            close(fd)
+            throw DatastoreError.system("cannot stat", path: path)
+        }
+        size = Int(info.st_size)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    }
+
+    deinit { close(fd) }
+
+    /// Appends the little-endian uint32 values `range` to `out`; `hasher` sees the bytes in order.
+    func read(tokens range: Range<Int>, into out: inout [UInt32], hashing hasher: inout SHA256Stream) throws {
+        let count = range.count
+        guard count > 0 else { return }
+        let old = out.count
+        out.append(contentsOf: repeatElement(0, count: count))
+        try out.withUnsafeMutableBytes { raw in
+            let dst = UnsafeMutableRawBufferPointer(rebasing: raw[(old * 4)...])
+            var done = 0
+            while done < dst.count {
+                let n = pread(fd, dst.baseAddress.unsafelyUnwrapped + done, dst.count - done, off_t(range.lowerBound * 4 + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw n == 0
+                        ? DatastoreError(.badInput, path: path, "file ended early (was it truncated while reading?)")
+                        : DatastoreError.system("cannot read", path: path)
+                }
+                done += n
+            }
+            hasher.update(UnsafeRawBufferPointer(dst))
+        }
+        for i in old..<out.count { out[i] = UInt32(littleEndian: out[i]) }
+    }
 }

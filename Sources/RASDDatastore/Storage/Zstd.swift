@@ -14,8 +14,8 @@ enum Zstd {
         if ZSTD_isError(written) != 0 {
             throw DatastoreError(.zstd, path: "zstd", String(cString: ZSTD_getErrorName(written)))
         }
-        out.removeSubrange(written...)
-        return out
+        // A copy of the exact size: the bound-sized buffer would keep its whole capacity.
+        return Array(out[..<written])
     }
 
     static func compress(_ bytes: [UInt8], level: Int32 = 3) throws -> [UInt8] {
