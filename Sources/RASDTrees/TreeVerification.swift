@@ -36,9 +36,10 @@ public struct AcceptedPath: Sendable, Hashable {
 /// prediction for the token **after** row `r`'s path. With a pending token, row 0's prediction
 /// is the prediction at the root. Without one, pass the root's prediction separately.
 ///
-/// Both rules walk down from the root. **Tie rule**: when several children of a node carry the
-/// same token (only possible in trees built by hand; fusion merges them), the first in row order
-/// is the one accepted.
+/// **Tie rules**, which matter only for trees built by hand with duplicate siblings (fusion
+/// merges them): greedy acceptance takes the longest accepted path, the first in row order among
+/// equally long ones; sampling tries siblings in row order, so a duplicate of a rejected token
+/// is rejected too (its probability is already 0).
 public enum TreeVerification {
     /// Greedy acceptance: the longest path whose every token equals the target's argmax after
     /// its parent, then the argmax after that path as the bonus token. The emitted tokens equal
@@ -68,28 +69,45 @@ public enum TreeVerification {
             throw TokenTreeError(.invalidPrediction, input: "targetArgmax",
                                  "\(targetArgmax.count) predictions for \(tree.count) layout rows")
         }
-        var children: Range<Int>
-        var next: UInt32
+        let rootPrediction: UInt32
         if tree.hasPendingToken {
-            children = tree.children(of: 0)
-            next = targetArgmax[0]
+            rootPrediction = targetArgmax[0]
         } else {
             guard let rootArgmax else {
                 throw TokenTreeError(.missingRootPrediction, input: "rootArgmax", "the layout has no pending token")
             }
-            children = 0..<tree.topLevelCount
-            next = rootArgmax
+            rootPrediction = rootArgmax
         }
-        walk: while true {
-            for child in children where tree.tokens[child] == next {
-                result.accept(row: child, token: next)
-                children = tree.children(of: child)
-                next = targetArgmax[child]
-                continue walk
+        // One pass in row order (parents first): a row is accepted when its parent is and its
+        // token is the parent's argmax. The deepest accepted row ends the path; of equally deep
+        // ones the first row wins. (A plain walk down would do for trees without duplicate
+        // siblings; this also finds the right path below duplicates in hand-built trees.)
+        let rows = tree.count
+        var last = tree.hasPendingToken ? 0 : -1
+        var lastPosition: Int32 = tree.hasPendingToken ? 0 : -1
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(rows, 1)) { accepted in
+            for row in 0..<rows {
+                let parent = Int(tree.parents[row])
+                if parent < 0 {
+                    // The pending token is part of the context; top-level nodes follow the root.
+                    accepted[row] = tree.hasPendingToken || tree.tokens[row] == rootPrediction
+                } else {
+                    accepted[row] = accepted[parent] && tree.tokens[row] == targetArgmax[parent]
+                }
+                if accepted[row] && tree.positions[row] > lastPosition {
+                    last = row
+                    lastPosition = tree.positions[row]
+                }
             }
-            break
         }
-        result.bonusToken = next
+        var row = last
+        while row >= (tree.hasPendingToken ? 1 : 0) {
+            result.accept(row: row, token: tree.tokens[row])
+            row = Int(tree.parents[row])
+        }
+        result.rows.reverse()
+        result.tokens.reverse()
+        result.bonusToken = last >= 0 ? targetArgmax[last] : rootPrediction
     }
 
     /// Sampling acceptance by recursive rejection over siblings, which keeps the emitted tokens
