@@ -18,9 +18,11 @@
 public struct SyntheticTreeWorkload: Sendable {
     /// The draft tree (cumulative probabilities as scores).
     public var draft: TokenTree
-    /// The draft tree as the drafter emits it: tokens, parents, conditional probabilities.
+    /// The draft tree as the drafter emits it: tokens ...
     public var draftTokens: [UInt32]
+    /// ... parents ...
     public var draftParents: [Int32]
+    /// ... and probabilities given the parent's path.
     public var draftProbabilities: [Float]
     /// The retrieval answer.
     public var retrieval: CandidateTrie
@@ -106,18 +108,16 @@ public struct SyntheticTreeWorkload: Sendable {
                 }
             }
         }
-        func path(_ i: Int) -> [UInt32] {
-            var path: [UInt32] = []
-            var j = i
-            while j >= 0 { path.append(tokens[j]); j = Int(parents[j]) }
-            return path.reversed()
-        }
-        let paths = tokens.indices.map(path)
-        let ranked = tokens.indices.sorted { a, b in
+        // The datastore's ranking: count desc, depth asc, then the parent's rank, then token
+        // id; the parent's rank compares like its own key, so the comparison recurses upward.
+        func precedes(_ a: Int, _ b: Int) -> Bool {
             if counts[a] != counts[b] { return counts[a] > counts[b] }
             if nodeDepths[a] != nodeDepths[b] { return nodeDepths[a] < nodeDepths[b] }
-            return paths[a].lexicographicallyPrecedes(paths[b])
-        }.prefix(retrievalNodes)
+            let pa = Int(parents[a]), pb = Int(parents[b])
+            if pa != pb && pa >= 0 && pb >= 0 { return precedes(pa, pb) }
+            return tokens[a] < tokens[b]
+        }
+        let ranked = tokens.indices.sorted(by: precedes).prefix(retrievalNodes)
         var rank: [Int: Int32] = [:]
         for (r, node) in ranked.enumerated() { rank[node] = Int32(r) }
         retrieval = CandidateTrie(

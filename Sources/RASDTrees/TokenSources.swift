@@ -1,6 +1,7 @@
 /// Who proposed a node's token. A node proposed by several sources (a retrieval path that runs
 /// along the draft tree) carries all of them.
 public struct TokenSources: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    /// One bit per source.
     public let rawValue: UInt8
 
     /// Creates a set of sources from its bits.

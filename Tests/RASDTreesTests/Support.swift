@@ -23,7 +23,7 @@ func randomDraft(_ rng: inout some RandomNumberGenerator, vocabulary: Int, maxNo
 }
 
 /// A retrieval trie as the datastore builds it: count every prefix of random continuations,
-/// rank by count desc, depth asc, path asc, keep the first `maxNodes`.
+/// rank by count desc, depth asc, parent's rank asc, token asc, keep the first `maxNodes`.
 func randomTrie(_ rng: inout some RandomNumberGenerator, vocabulary: Int, maxNodes: Int) -> CandidateTrie {
     let occurrences = Int.random(in: 0...30, using: &rng)
     var counts: [[UInt32]: UInt32] = [:]
@@ -35,11 +35,13 @@ func randomTrie(_ rng: inout some RandomNumberGenerator, vocabulary: Int, maxNod
             counts[path, default: 0] += 1
         }
     }
-    let ranked = counts.keys.sorted { a, b in
+    func precedes(_ a: [UInt32], _ b: [UInt32]) -> Bool {
         if counts[a] != counts[b] { return counts[a]! > counts[b]! }
         if a.count != b.count { return a.count < b.count }
-        return a.lexicographicallyPrecedes(b)
-    }.prefix(maxNodes)
+        if a.count > 1 && a.dropLast() != b.dropLast() { return precedes(Array(a.dropLast()), Array(b.dropLast())) }
+        return a.last! < b.last!
+    }
+    let ranked = counts.keys.sorted(by: precedes).prefix(maxNodes)
     var index: [[UInt32]: Int32] = [:]
     for (i, path) in ranked.enumerated() { index[path] = Int32(i) }
     return CandidateTrie(
