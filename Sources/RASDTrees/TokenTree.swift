@@ -183,13 +183,7 @@ public struct TokenTree: Sendable, Hashable {
 
     /// Token path from the root to node `index`, inclusive.
     public func path(to index: Int) -> [UInt32] {
-        var path: [UInt32] = []
-        var i = index
-        while i >= 0 {
-            path.append(tokens[i])
-            i = Int(parents[i])
-        }
-        return path.reversed()
+        treePath(to: index, tokens: tokens, parents: parents)
     }
 
     // MARK: - Internals
@@ -241,6 +235,17 @@ public struct TokenTree: Sendable, Hashable {
         scores.append(score + 0)
         self.sources.append(sources)
     }
+}
+
+/// Token path from the root to node `index`, inclusive, of a tree in flat arrays.
+func treePath(to index: Int, tokens: [UInt32], parents: [Int32]) -> [UInt32] {
+    var path: [UInt32] = []
+    var i = index
+    while i >= 0 {
+        path.append(tokens[i])
+        i = Int(parents[i])
+    }
+    return path.reversed()
 }
 
 // MARK: - Raw access for the per-step operations
