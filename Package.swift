@@ -21,6 +21,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // Allocation counting for `rasd-index bench` (steady-state allocation figures).
+        .package(url: "https://github.com/ordo-one/malloc-interposer", exact: "1.6.1"),
+        // Property-based tests (test targets only).
+        .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libzstd-dev; both ship pkg-config files).
@@ -50,10 +54,13 @@ let package = Package(
             dependencies: [
                 "RASDDatastore", "RASDTokenizer", "RASDModel", "RASDTrees",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
         .testTarget(name: "RASDGGUFTests", dependencies: ["RASDGGUF"]),
-        .testTarget(name: "RASDTreesTests", dependencies: ["RASDTrees"]),
+        .testTarget(
+            name: "RASDTreesTests",
+            dependencies: ["RASDTrees", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),

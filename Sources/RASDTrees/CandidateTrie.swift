@@ -48,13 +48,7 @@ public struct CandidateTrie: Sendable, Hashable {
 
     /// Token path from the root to node `index`, inclusive.
     public func path(to index: Int) -> [UInt32] {
-        var path: [UInt32] = []
-        var i = index
-        while i >= 0 {
-            path.append(tokens[i])
-            i = Int(parents[i])
-        }
-        return path.reversed()
+        treePath(to: index, tokens: tokens, parents: parents)
     }
 }
 
