@@ -21,12 +21,23 @@ public final class Datastore: Sendable {
     /// Copies of tables whose stored bytes were not aligned for direct use.
     private let ownedTables: OwnedTables
 
+    /// How much of the stored bytes opening re-checks against their checksums.
+    public enum OpenVerification: Sendable {
+        /// Every byte (the default; costs one SHA-256 pass over the file, about 0.1 s per 100 MB).
+        case checksums
+        /// Only the small tables; for callers that verified the datastore before (`verify()`).
+        case smallTables
+    }
+
     /// Opens the datastore at `path`.
     ///
-    /// Checks the header, the format version, the code tree, every table's size and the
-    /// checksums of all small tables; `verify()` re-checks every byte.
-    /// - Parameter expectedTokenizer: when given, a datastore built with another tokenizer is refused.
-    public init(path: String, expectedTokenizer: TokenizerIdentity? = nil) throws {
+    /// Checks the header, the format version, the code tree, every table's size and, by default,
+    /// every checksum, so a damaged datastore is refused instead of giving wrong answers.
+    /// `verify()` additionally checks the index against its stored text.
+    /// - Parameters:
+    ///   - expectedTokenizer: when given, a datastore built with another tokenizer is refused.
+    ///   - verification: how much to re-check while opening.
+    public init(path: String, expectedTokenizer: TokenizerIdentity? = nil, verification: OpenVerification = .checksums) throws {
         self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -83,7 +94,7 @@ public final class Datastore: Sendable {
         let owned = OwnedTables()
         var shards: [Shard] = []
         for k in 0..<header.shards {
-            shards.append(try reader.shard(k, code: code, checksums: checksums, owned: owned))
+            shards.append(try reader.shard(k, code: code, checksums: checksums, owned: owned, verifyLevels: verification == .checksums))
         }
         guard shards.reduce(0, { $0 + $1.rows - 1 }) == header.tokens + header.documents else {
             throw DatastoreError(.corrupt, path: path, "the shards do not add up to the header's token and document counts")
@@ -191,7 +202,7 @@ struct TableReader {
         return bytes
     }
 
-    func shard(_ k: Int, code: SymbolCode, checksums: ChecksumTable, owned: OwnedTables) throws -> Shard {
+    func shard(_ k: Int, code: SymbolCode, checksums: ChecksumTable, owned: OwnedTables, verifyLevels: Bool) throws -> Shard {
         let metaBytes = try table(Keys.meta(k), checksums: checksums)
         guard let meta = try? JSONDecoder().decode(ShardMeta.self, from: Data(metaBytes)), meta.rows >= 2,
             meta.rows == meta.tokens + meta.documents + 1, meta.rows < Int(UInt32.max)
@@ -215,8 +226,7 @@ struct TableReader {
         for d in 0..<depthCount {
             let n = meta.levelLengths[d]
             guard n >= 0, n <= meta.rows * SymbolCode.maxLength else { throw sizeError(Keys.meta(k)) }
-            // Big level arrays are checked by `verify`, not on every open (they are most of the file).
-            let blocks = try table(Keys.levelBlocks(k, d), checksums: checksums, verified: false, align64: true)
+            let blocks = try table(Keys.levelBlocks(k, d), checksums: checksums, verified: verifyLevels, align64: true)
             guard blocks.count == NibbleSequence.blockCount(for: n) * NibbleSequence.blockBytes else { throw sizeError(Keys.levelBlocks(k, d)) }
             let supers = try table(Keys.levelSupers(k, d), checksums: checksums)
             guard supers.count == NibbleSequence.superCount(for: n) * 64 else { throw sizeError(Keys.levelSupers(k, d)) }

@@ -150,7 +150,9 @@ public final class DatastoreBuilder {
     /// Adds one document from contiguous storage (the fast path).
     public func add(tokens document: UnsafeBufferPointer<UInt32>) throws {
         let length = document.count
-        if shardTokens > 0 && shardTokens + length > options.shardTokens { try finishShard() }
+        if shardTokens > 0 && shardTokens + length > options.shardTokens {
+            do { try finishShard() } catch { throw translated(error) }
+        }
         guard length <= options.shardTokens else {
             throw DatastoreError(
                 .invalidArgument, path: options.output,
@@ -322,8 +324,34 @@ public final class DatastoreBuilder {
             return header
         } catch {
             cancel()
-            throw error
+            throw translated(error)
         }
+    }
+
+    /// Errors name the output, not the hidden work directory, and a failed write on a full disk
+    /// (or past a file size limit) says so: LMDB reports a short write as EIO.
+    private func translated(_ error: Error) -> Error {
+        guard var e = error as? DatastoreError else { return error }
+        if e.path.hasPrefix(workDirectory) { e.path = options.output }
+        if e.kind == .io || e.kind == .lmdb || e.kind == .diskFull, let reason = Self.writeLimitReason(at: workDirectory) {
+            e.kind = .diskFull
+            e.message += " (\(reason))"
+        }
+        return e
+    }
+
+    /// Why writes below `directory` may fail: a nearly full file system or a file size limit.
+    private static func writeLimitReason(at directory: String) -> String? {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            return "a file size limit of \(limit.rlim_cur) bytes is set (ulimit -f)"
+        }
+        var fs = statvfs()
+        let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+        if statvfs(parent, &fs) == 0, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 64 << 20 {
+            return "only \(UInt64(fs.f_bavail) * UInt64(fs.f_frsize) >> 20) MiB free on this file system"
+        }
+        return nil
     }
 
     /// Reverses the shard's text, transforms it, frees it, then builds the wavelet tree.

@@ -84,7 +84,7 @@ public struct DatastoreError: Error, CustomStringConvertible, Sendable, Equatabl
         case .badInput: hint = "check the input files"
         case .alreadyExists: hint = "pass --force to replace it (the old datastore stays intact until the new one is complete)"
         case .invalidArgument: hint = "see --help"
-        case .diskFull: hint = "free disk space or lower the file size limit; nothing was left behind"
+        case .diskFull: hint = "free disk space or raise the file size limit; nothing was left behind"
         case .io: hint = "check permissions and the disk"
         case .lmdb, .zstd: hint = "this is unexpected; please report it with the command that caused it"
         }

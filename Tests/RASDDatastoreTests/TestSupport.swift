@@ -97,3 +97,19 @@ func shell(_ command: String) throws -> (status: Int32, out: String, err: String
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
+
+/// Starts `executable` with `arguments`, its output going to files in `dir` (no pipes to drain).
+func launch(_ executable: String, _ arguments: [String], output: String? = nil) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let output {
+        FileManager.default.createFile(atPath: output, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+    } else {
+        p.standardOutput = FileHandle.nullDevice
+    }
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+}
