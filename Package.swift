@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "RASDGGUFTests", dependencies: ["RASDGGUF"]),
         .testTarget(name: "RASDTreesTests", dependencies: ["RASDTrees"]),
         .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
-        .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"]),
+        .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
     ],
     swiftLanguageModes: [.v6]
