@@ -139,7 +139,7 @@ def golden(args):
         step = max(1, len(files) // count)
         for p in files[::step][:count]:
             try:
-                text = p.read_text(encoding="utf-8")
+                text = p.read_bytes().decode("utf-8")
             except UnicodeDecodeError:
                 continue
             cut = text.find("\n", 1500)
@@ -222,7 +222,7 @@ def compare(args):
         ours[rec["path"]] = rec["ids"]
     mismatches, tokens = 0, 0
     for p in files:
-        ref = encode(tok, p.read_text(encoding="utf-8"))
+        ref = encode(tok, p.read_bytes().decode("utf-8"))
         tokens += len(ref)
         got = ours.get(str(p))
         if got != ref:
@@ -240,7 +240,7 @@ def bench(args):
     meta = load_gguf(args.model)
     tok = build_reference(meta)
     paths = [line.strip() for line in open(args.files_from) if line.strip()]
-    texts = [Path(p).read_text(encoding="utf-8") for p in paths]
+    texts = [Path(p).read_bytes().decode("utf-8") for p in paths]
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
     times, tokens = [], 0
     for run in range(args.runs + 1):  # run 0 warms the library's word cache, as rasd's bench does
