@@ -72,6 +72,40 @@ def build_reference(meta):
     return tok
 
 
+def byte_decoder():
+    """GPT-2's byte-level alphabet, character -> byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def fingerprint(meta):
+    """The tokenizer fingerprint, computed independently of rasd from docs/tokenizer.md."""
+    import hashlib
+    import struct
+
+    dec = byte_decoder()
+    special = [ty in (CONTROL, USER_DEFINED) for ty in meta["types"]]
+    raw = [t.encode("utf-8") if sp else bytes(dec[c] for c in t) for t, sp in zip(meta["tokens"], special)]
+    ids = {t: i for i, t in reversed(list(enumerate(meta["tokens"])))}  # first id of a string wins
+    out = bytearray()
+    out += b"rasd-tokenizer-fingerprint/1\nmodel byte-level-bpe\npre-tokenizer digits+gpt2\nunknown none\n"
+    out += f"tokens {len(raw)}\n".encode()
+    for r, sp in zip(raw, special):
+        out += (b"s" if sp else b"n") + struct.pack("<I", len(r)) + r
+    out += b"\n" + f"merges {len(meta['merges'])}\n".encode()
+    for m in meta["merges"]:
+        a, b = m.split(" ", 1)
+        out += struct.pack("<II", ids[a], ids[b])
+    return hashlib.sha256(bytes(out)).hexdigest()
+
+
 def encode(tok, text):
     return tok.encode(text, add_special_tokens=False).ids
 
@@ -148,6 +182,7 @@ def golden(args):
         for s in samples:
             f.write(json.dumps({**s, "ids": encode(tok, s["text"])}, ensure_ascii=False) + "\n")
 
+    (out / "fingerprint.txt").write_text(fingerprint(meta) + "\n")
     chat = chat_golden(meta["template"])
     (out / "chat.json").write_text(json.dumps(chat, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"golden: {len(samples)} texts, {len(chat['cases'])} chat renderings -> {out}")
