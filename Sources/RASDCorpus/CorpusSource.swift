@@ -154,14 +154,16 @@ public struct CorpusCatalog: Sendable {
 }
 
 extension CorpusCatalog {
-    /// The source a command-line argument names: an existing file or directory (with the
-    /// given globs, and JSON lines when `field` is set), else a named corpus (fetched first
-    /// when `fetchIfMissing`).
+    /// The source a command-line argument names: a named corpus when the argument is a bare
+    /// name with a manifest (fetched first when `fetchIfMissing`), else an existing file or
+    /// directory (with the given globs, and JSON lines when `field` is set). Write `./docs`
+    /// for a directory that shares a corpus's name.
     public func resolve(
         _ argument: String, include: [String] = [], exclude: [String] = [], field: String? = nil,
         fetchIfMissing: Bool = true
     ) throws -> CorpusSource {
-        if FileManager.default.fileExists(atPath: argument) {
+        let named = !argument.contains("/") && names().contains(argument)
+        if !named && FileManager.default.fileExists(atPath: argument) {
             return CorpusSource(
                 root: argument, include: try include.map(Glob.init), exclude: try exclude.map(Glob.init),
                 format: field.map { .jsonLines(field: $0) } ?? .files)

@@ -253,7 +253,9 @@ struct WordCache {
         var valueCount: UInt32 = 0
     }
 
-    private var entries = [Entry](repeating: Entry(), count: 4096)
+    // Allocated on the first insert, so a short-lived encoder (one `Tokenizer.encode` call on
+    // a prompt) costs no table.
+    private var entries: [Entry] = []
     private var keys: [UInt8] = []
     private var values: [UInt32] = []
     private(set) var count = 0
@@ -283,6 +285,7 @@ struct WordCache {
     /// Appends the cached ids of `word` to `output`; false when the word is not cached.
     @inline(__always)
     func lookup(_ word: UnsafeBufferPointer<UInt8>, hash: UInt64, into output: inout [UInt32]) -> Bool {
+        guard !entries.isEmpty else { return false }
         let mask = entries.count - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         return entries.withUnsafeBufferPointer { e in
@@ -321,7 +324,7 @@ struct WordCache {
     }
 
     mutating func removeAll() {
-        entries = [Entry](repeating: Entry(), count: 4096)
+        entries = []
         keys.removeAll(keepingCapacity: true)
         values.removeAll(keepingCapacity: true)
         count = 0
@@ -329,7 +332,7 @@ struct WordCache {
 
     private mutating func grow() {
         let old = entries
-        entries = [Entry](repeating: Entry(), count: old.count * 2)
+        entries = [Entry](repeating: Entry(), count: max(4096, old.count * 2))
         let mask = entries.count - 1
         for e in old where e.hash != 0 {
             var slot = Int(truncatingIfNeeded: e.hash) & mask
