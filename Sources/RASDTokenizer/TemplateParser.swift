@@ -1,3 +1,5 @@
+import Foundation
+
 /// Syntax tree of a chat template.
 indirect enum TemplateNode: Sendable {
     case text(String)

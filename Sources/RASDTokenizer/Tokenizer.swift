@@ -148,12 +148,32 @@ public final class Tokenizer: Sendable {
         return out
     }
 
+    /// The ids of UTF-8 `bytes` (no BOS).
+    public func encode(utf8 bytes: [UInt8]) -> [UInt32] {
+        bytes.withUnsafeBufferPointer { encode(utf8: $0) }
+    }
+
     /// The ids of `text` as the model expects a prompt: BOS first when ``addsBOSToken``.
     public func encodePrompt(_ text: String) -> [UInt32] {
         var out: [UInt32] = []
         if addsBOSToken, let bos = bosToken { out.append(bos) }
         makeEncoder(cacheLimit: 4096).encode(text, into: &out)
         return out
+    }
+
+    /// Checks that ids recorded with `fingerprint` (for example in a datastore header) were
+    /// made by this tokenizer.
+    /// - Parameters:
+    ///   - recordedFingerprint: the fingerprint stored with the ids.
+    ///   - recordedName: the name of the tokenizer stored with them, for the message.
+    ///   - source: what holds the ids (a datastore path), for the message.
+    /// - Throws: ``TokenizerError`` `.fingerprintMismatch` naming both tokenizers.
+    public func requireFingerprint(_ recordedFingerprint: String, recordedName: String, source: String) throws {
+        guard recordedFingerprint.lowercased() != fingerprint else { return }
+        throw TokenizerError(
+            .fingerprintMismatch, source: source,
+            "made with tokenizer \(recordedName) (fingerprint \(recordedFingerprint.prefix(16))…), "
+                + "but the tokenizer in use is \(name) from \(self.source) (fingerprint \(fingerprint.prefix(16))…)")
     }
 
     // MARK: Decoding

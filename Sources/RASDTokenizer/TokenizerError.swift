@@ -20,6 +20,8 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable, Equatabl
         case tokenOutOfRange
         /// A chat template failed to parse or render.
         case chatTemplate
+        /// Token ids were made by another tokenizer (a datastore's recorded fingerprint differs).
+        case fingerprintMismatch
     }
 
     /// What went wrong.
@@ -50,6 +52,8 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable, Equatabl
         case .malformedVocabulary: hint = "the tokenizer data is damaged; fetch the model again"
         case .tokenOutOfRange: hint = "the ids come from another tokenizer or are corrupt; check which model produced them"
         case .chatTemplate: hint = "fix the template or pass messages the template accepts"
+        case .fingerprintMismatch:
+            hint = "use the model the ids were made with, or rebuild them with this tokenizer"
         }
         return "\(source): \(message) (\(hint))"
     }

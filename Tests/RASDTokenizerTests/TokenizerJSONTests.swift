@@ -83,6 +83,17 @@ import Testing
         #expect(referenceTokenizer.encode("x = 12345") == [104, 446, 216, 33, 34, 35, 36, 37])  // from the reference
     }
 
+    @Test func aForeignFingerprintIsAnErrorNamingBoth() throws {
+        let t = referenceTokenizer
+        try t.requireFingerprint(t.fingerprint, recordedName: t.name, source: "indexes/code")
+        let error = try #require(throws: TokenizerError.self) {
+            try t.requireFingerprint(String(repeating: "ab", count: 32), recordedName: "gpt2", source: "indexes/code")
+        }
+        #expect(error.kind == .fingerprintMismatch)
+        #expect(error.description.contains("indexes/code") && error.description.contains("gpt2") && error.description.contains(t.name))
+        #expect(error.description.contains("abababab") && error.description.contains(String(t.fingerprint.prefix(16))))
+    }
+
     @Test func configSuppliesBOSAndChatTemplate() throws {
         let template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
         let path = try Self.write(try Self.smolLM2JSON(), config: [
