@@ -101,7 +101,12 @@ public struct CorpusReader: Sendable {
                     warning?(w)
                 }
             }
-            counters.filesDone = filesDone
+            // Whole files are done when delivered; JSON-lines files when their records are handed out.
+            if case .files = source.format {
+                if outcome != nil { counters.filesDone += 1 }
+            } else {
+                counters.filesDone = filesDone
+            }
             if let progress, Date().timeIntervalSince(lastReport) >= options.progressInterval {
                 counters.elapsed = Date().timeIntervalSince(start)
                 progress(counters)

@@ -95,9 +95,13 @@ public final class TokenEncoder {
                 let hash = WordCache.hash(wordBytes)
                 if cache.lookup(wordBytes, hash: hash, into: &output) { continue }
                 let before = output.count
+                let droppedBefore = droppedByteCount
                 bpe(wordBytes, into: &output)
-                if cache.count >= cacheLimit { cache.removeAll() }
-                cache.insert(wordBytes, hash: hash, ids: output[before...])
+                // Words that lost bytes stay uncached, so every occurrence is counted.
+                if droppedByteCount == droppedBefore {
+                    if cache.count >= cacheLimit { cache.removeAll() }
+                    cache.insert(wordBytes, hash: hash, ids: output[before...])
+                }
             } else {
                 bpe(wordBytes, into: &output)
             }

@@ -245,7 +245,19 @@ def compare(args):
     meta = load_gguf(args.model)
     tok = build_reference(meta)
     files = text_files(args.dirs)
-    print(f"compare: {len(files)} UTF-8 text files under {', '.join(map(str, args.dirs))}", file=sys.stderr)
+    if args.jsonl:
+        # Records of JSON-lines corpora become files of their own (the papers' text).
+        import tempfile
+        tmp = Path(tempfile.mkdtemp(prefix="rasd-compare-"))
+        for spec in args.jsonl:
+            path, field = spec.rsplit(":", 1)
+            for n, line in enumerate(open(path, encoding="utf-8"), 1):
+                text = json.loads(line).get(field) if line.strip() else None
+                if text:
+                    out = tmp / f"{Path(path).stem}-{n:05d}.txt"
+                    out.write_bytes(text.encode("utf-8"))
+                    files.append(out)
+    print(f"compare: {len(files)} UTF-8 texts under {', '.join(map(str, args.dirs + args.jsonl))}", file=sys.stderr)
     listing = "".join(f"{p}\n" for p in files)
     proc = subprocess.run(
         [args.rasd, "tokenize", "--model", str(args.model), "--files-from", "-", "--jsonl"],
@@ -299,6 +311,8 @@ def main():
     g.add_argument("--out", required=True)
     c = sub.add_parser("compare")
     c.add_argument("--rasd", required=True, help="path of the rasd-index executable")
+    c.add_argument("--jsonl", action="append", default=[], metavar="FILE:FIELD",
+                   help="also compare each record's FIELD of a JSON-lines file")
     c.add_argument("dirs", nargs="+", type=Path)
     b = sub.add_parser("bench")
     b.add_argument("--files-from", required=True)
