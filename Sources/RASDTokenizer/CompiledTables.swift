@@ -47,8 +47,9 @@ final class CompiledTables: @unchecked Sendable {
             byteToken[Int(t[0])] = UInt32(i)
         }
 
-        classes = .allocate(capacity: basicPlaneClasses.count)
-        _ = classes.initialize(from: basicPlaneClasses)
+        let classTable = d.preTokenizer.classTable
+        classes = .allocate(capacity: classTable.count)
+        _ = classes.initialize(from: classTable)
 
         var capacity = 16
         while capacity < d.merges.count * 2 { capacity <<= 1 }

@@ -48,6 +48,22 @@ public struct PreTokenizer: Sendable, Hashable, CustomStringConvertible {
     }
 
     private init(splitDigits: Bool) { self.splitDigits = splitDigits }
+
+    /// Classes of U+0000..U+FFFF for this pre-tokenizer.
+    var classTable: [UInt8] { splitDigits ? basicPlaneClassesSplitDigits : basicPlaneClassesGPT2 }
+
+    /// The words `text` is cut into before BPE (special tokens are not looked for here).
+    public func words(in text: String) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in
+            classTable.withUnsafeBufferPointer { classes in
+                var splitter = WordSplitter(bytes: bytes, range: 0..<bytes.count, splitDigits: splitDigits, classes: classes)
+                var words: [String] = []
+                while let r = splitter.next() { words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[r]), as: UTF8.self)) }
+                return words
+            }
+        }
+    }
 }
 
 /// Character classes of the GPT-2 regex.
@@ -61,29 +77,49 @@ enum CharClass: UInt8 {
     /// Everything else (punctuation, symbols, marks, controls, invalid bytes).
     case other = 3
 
-    static func of(_ scalar: Unicode.Scalar) -> CharClass {
+    /// The Unicode version of the reference's regex engine (Oniguruma in Hugging Face
+    /// `tokenizers` 0.23). Scalars assigned later are unassigned there, hence `other`: pinning
+    /// the version keeps encodings from changing with the Unicode tables of the Swift runtime.
+    static let regexUnicodeVersion = (major: 16, minor: 0)
+    /// The Unicode version of the reference's digit split (Rust's `char::is_numeric`), newer
+    /// than the regex's: a digit added in Unicode 17 is split off although the regex would not
+    /// call it a number.
+    static let digitSplitUnicodeVersion = (major: 17, minor: 0)
+
+    static func of(_ scalar: Unicode.Scalar, splitDigits: Bool) -> CharClass {
         let p = scalar.properties
+        guard let age = p.age else { return .other }
+        let version = (age.major, age.minor)
+        let isNumber: Bool
+        switch p.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: isNumber = true
+        default: isNumber = false
+        }
+        if splitDigits && isNumber && version <= digitSplitUnicodeVersion { return .number }
+        guard version <= regexUnicodeVersion else { return .other }
         if p.isWhitespace { return .space }
+        if isNumber { return .number }
         switch p.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
             return .letter
-        case .decimalNumber, .letterNumber, .otherNumber:
-            return .number
         default:
             return .other
         }
     }
+
+    /// Classes of every scalar below U+10000 for one pre-tokenizer, computed once: the scanner
+    /// looks them up instead of asking the Unicode property tables per character.
+    static func basicPlaneTable(splitDigits: Bool) -> [UInt8] {
+        var table = [UInt8](repeating: CharClass.other.rawValue, count: 0x10000)
+        for v in 0..<0x10000 {
+            if let s = Unicode.Scalar(UInt32(v)) { table[v] = CharClass.of(s, splitDigits: splitDigits).rawValue }
+        }
+        return table
+    }
 }
 
-/// Classes of every scalar below U+10000, computed once: the scanner looks them up instead of
-/// asking the Unicode property tables per character (those calls dominate otherwise).
-let basicPlaneClasses: [UInt8] = {
-    var table = [UInt8](repeating: CharClass.other.rawValue, count: 0x10000)
-    for v in 0..<0x10000 {
-        if let s = Unicode.Scalar(UInt32(v)) { table[v] = CharClass.of(s).rawValue }
-    }
-    return table
-}()
+let basicPlaneClassesGPT2 = CharClass.basicPlaneTable(splitDigits: false)
+let basicPlaneClassesSplitDigits = CharClass.basicPlaneTable(splitDigits: true)
 
 /// Scans UTF-8 bytes into the words of the GPT-2 regex (with digits isolated when asked).
 ///
@@ -135,7 +171,7 @@ struct WordSplitter {
             return (CharClass(rawValue: classes[Int(value)]) ?? .other, length)
         }
         guard let scalar = Unicode.Scalar(value) else { return (.other, 1) }
-        return (CharClass.of(scalar), length)
+        return (CharClass.of(scalar, splitDigits: splitDigits), length)
     }
 
     /// The next word's byte range, or nil at the end.

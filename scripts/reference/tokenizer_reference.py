@@ -183,9 +183,41 @@ def golden(args):
             f.write(json.dumps({**s, "ids": encode(tok, s["text"])}, ensure_ascii=False) + "\n")
 
     (out / "fingerprint.txt").write_text(fingerprint(meta) + "\n")
+    (out / "classes.json").write_text(json.dumps(character_classes(tok)) + "\n")
     chat = chat_golden(meta["template"])
     (out / "chat.json").write_text(json.dumps(chat, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"golden: {len(samples)} texts, {len(chat['cases'])} chat renderings -> {out}")
+
+
+def character_classes(tok):
+    """The reference pre-tokenizer's class of every non-ASCII scalar, run-length encoded.
+
+    Probes: c is a letter when "a"+c is one word; other (punctuation, symbol, mark, ...) when
+    "!"+c is one word; whitespace when c+c is one word; else a number (isolated by Digits).
+    Returns [[first scalar, class], ...] with classes L, O, S, N, from U+0080 to U+10FFFF.
+    """
+    pre = tok.pre_tokenizer
+
+    def words(s):
+        return [w for w, _ in pre.pre_tokenize_str(s)]
+
+    runs = []
+    for cp in range(0x80, 0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            cls = "O"  # surrogates cannot occur in text; keep the run going
+        else:
+            c = chr(cp)
+            if len(words("a" + c)) == 1:
+                cls = "L"
+            elif len(words("!" + c)) == 1:
+                cls = "O"
+            elif len(words(c + c)) == 1:
+                cls = "S"
+            else:
+                cls = "N"
+        if not runs or runs[-1][1] != cls:
+            runs.append([cp, cls])
+    return runs
 
 
 CONVERSATIONS = [
