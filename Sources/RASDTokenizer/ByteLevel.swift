@@ -4,7 +4,7 @@
 enum ByteLevel {
     /// The character standing for each byte.
     static let characterForByte: [Unicode.Scalar] = {
-        var printable = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
+        let printable = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
         var table = [Unicode.Scalar](repeating: " ", count: 256)
         for b in printable { table[b] = Unicode.Scalar(UInt8(b)) }
         var next: UInt32 = 256
@@ -12,7 +12,6 @@ enum ByteLevel {
             table[b] = Unicode.Scalar(next) ?? " "
             next += 1
         }
-        printable.removeAll()
         return table
     }()
 
