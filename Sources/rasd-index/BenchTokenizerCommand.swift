@@ -57,7 +57,7 @@ struct BenchTokenizer: ParsableCommand {
             paths = keep.map { paths[$0] }
             texts = keep.map { texts[$0] }
         }
-        guard !paths.isEmpty else { throw ValidationError("no UTF-8 text files found") }
+        guard !paths.isEmpty else { throw InputError("no UTF-8 text files found") }
         let bytes = texts.reduce(0) { $0 + $1.count }
 
         // rasd, one thread.

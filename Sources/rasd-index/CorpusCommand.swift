@@ -18,7 +18,7 @@ struct Corpus: ParsableCommand {
             let catalog = CorpusCatalog()
             let names = catalog.names()
             guard !names.isEmpty else {
-                throw ValidationError("no named corpora under \(catalog.directory) (run from the repository root or set RASD_CORPORA)")
+                throw InputError("no named corpora under \(catalog.directory) (run from the repository root or set RASD_CORPORA)")
             }
             for name in names {
                 let m = try catalog.manifest(name)
@@ -133,7 +133,7 @@ struct PreTokenizedWriter {
         func create(_ name: String) throws -> FileHandle {
             let path = directory + "/" + name
             guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-                throw ValidationError("\(path): cannot create the file")
+                throw InputError("\(path): cannot create the file")
             }
             return h
         }

@@ -52,7 +52,7 @@ struct Tokenize: ParsableCommand {
             var ids: [UInt32] = []
             for field in text.split(whereSeparator: { $0 == " " || $0 == "," || $0.isNewline || $0 == "\t" }) {
                 guard let id = UInt32(field) else {
-                    throw ValidationError("standard input: \"\(field)\" is not a token id (expected non-negative integers)")
+                    throw InputError("standard input: \"\(field)\" is not a token id (expected non-negative integers)")
                 }
                 ids.append(id)
             }
@@ -60,7 +60,7 @@ struct Tokenize: ParsableCommand {
             return
         }
         guard let text = String(validating: input, as: UTF8.self) else {
-            throw ValidationError("standard input is not valid UTF-8; convert it first (for example with iconv)")
+            throw InputError("standard input is not valid UTF-8; convert it first (for example with iconv)")
         }
         var ids: [UInt32]
         if chat {
@@ -89,10 +89,24 @@ struct Tokenize: ParsableCommand {
             do {
                 return try JSONDecoder().decode([ChatMessage].self, from: Data(trimmed.utf8))
             } catch {
-                throw ValidationError("standard input looks like JSON but is not a list of {\"role\", \"content\"} messages: \(error)")
+                throw InputError("standard input looks like JSON but is not a list of {\"role\": …, \"content\": …} messages (\(Self.explain(error)))")
             }
         }
         return [ChatMessage(role: "user", content: text)]
+    }
+
+    /// A short reason for a JSON decoding failure.
+    private static func explain(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "message \(context.codingPath.first?.intValue.map(String.init) ?? "?") has no \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return context.debugDescription
+        case DecodingError.dataCorrupted(let context):
+            return "invalid JSON: \(context.underlyingError.map { "\($0)" } ?? context.debugDescription)"
+        default:
+            return "\(error)"
+        }
     }
 
     private func tokenizeFiles(_ tokenizer: Tokenizer, listing: String) throws {
@@ -101,7 +115,7 @@ struct Tokenize: ParsableCommand {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
             guard let d = FileManager.default.contents(atPath: listing) else {
-                throw ValidationError("\(listing): cannot read the file list")
+                throw InputError("\(listing): cannot read the file list")
             }
             data = d
         }
