@@ -138,13 +138,13 @@ public final class Tokenizer: Sendable {
 
     /// The ids of `text` (no BOS; see ``encodePrompt(_:)``).
     public func encode(_ text: String) -> [UInt32] {
-        makeEncoder(cacheLimit: 4096).encode(text)
+        makeEncoder().encode(text)
     }
 
     /// The ids of UTF-8 `bytes`, for corpus files already in memory (no BOS).
     public func encode(utf8 bytes: UnsafeBufferPointer<UInt8>) -> [UInt32] {
         var out: [UInt32] = []
-        makeEncoder(cacheLimit: 4096).encode(utf8: bytes, into: &out)
+        makeEncoder().encode(utf8: bytes, into: &out)
         return out
     }
 
@@ -157,7 +157,7 @@ public final class Tokenizer: Sendable {
     public func encodePrompt(_ text: String) -> [UInt32] {
         var out: [UInt32] = []
         if addsBOSToken, let bos = bosToken { out.append(bos) }
-        makeEncoder(cacheLimit: 4096).encode(text, into: &out)
+        makeEncoder().encode(text, into: &out)
         return out
     }
 
