@@ -6,7 +6,7 @@ import Darwin
 
 /// A reusable encoder with its own cache of word encodings: the fast way to tokenize much text.
 ///
-/// Make one per thread with ``Tokenizer/makeEncoder()`` and reuse it: most words of a corpus
+/// Make one per thread with ``Tokenizer/makeEncoder(cacheLimit:)`` and reuse it: most words of a corpus
 /// repeat, and a cached word costs one hash lookup instead of a BPE run. The cache is bounded
 /// (it is cleared when it reaches ``cacheLimit`` words). Not thread-safe; the ``Tokenizer``
 /// itself is, so many encoders can share it.
