@@ -100,10 +100,11 @@ enum TokenizerJSONLoader {
             bos = bos ?? id
             addsBOS = true
         }
+        // Hugging Face repositories keep tokenizer.json in a directory named for the model.
+        let directory = ((source as NSString).deletingLastPathComponent as NSString).lastPathComponent
         return TokenizerDefinition(
             source: source,
-            name: ((source as NSString).deletingLastPathComponent as NSString).lastPathComponent.isEmpty
-                ? "tokenizer" : ((source as NSString).deletingLastPathComponent as NSString).lastPathComponent,
+            name: directory.isEmpty || directory == "." ? "tokenizer" : directory,
             tokens: tokens, special: special, merges: merges, preTokenizer: pre,
             unknownToken: unknown, fuseUnknown: model["fuse_unk"] as? Bool ?? false,
             bosToken: bos, eosToken: idOf(config["eos_token"]), addsBOS: addsBOS,
