@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "RASDTrees", targets: ["RASDTrees"]),
         .library(name: "RASDDatastore", targets: ["RASDDatastore"]),
         .library(name: "RASDTokenizer", targets: ["RASDTokenizer"]),
+        .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
     ],
     dependencies: [
@@ -46,13 +47,17 @@ let package = Package(
         .target(
             name: "RASDTokenizer",
             dependencies: ["RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
+        // Corpora to tokenized documents: file listing, checks, parallel ordered tokenization.
+        .target(
+            name: "RASDCorpus",
+            dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
         // GGUF Llama-family inference with tree verification.
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
 
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDModel", "RASDTrees",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
@@ -62,7 +67,8 @@ let package = Package(
             name: "RASDTreesTests",
             dependencies: ["RASDTrees", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
-        .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"]),
+        .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
+        .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
     ],
     swiftLanguageModes: [.v6]

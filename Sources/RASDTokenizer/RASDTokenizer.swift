@@ -1,1 +1,0 @@
-// The RASDTokenizer module. See docs/ and the design brief.
