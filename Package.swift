@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RASDTokenizer", targets: ["RASDTokenizer"]),
         .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
+        .library(name: "RASDDecoding", targets: ["RASDDecoding"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,8 @@ let package = Package(
             dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
         // GGUF Llama-family inference with tree verification.
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
+        // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
+        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
 
         .executableTarget(
             name: "rasd-index",
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
     ],
     swiftLanguageModes: [.v6]
 )
