@@ -3,7 +3,8 @@
 // rasd: retrieval-augmented speculative decoding.
 //
 // Library modules hold the logic; `rasd-index` is a thin command-line shell over them.
-// C enters only through the small system-library targets `CLMDB` and `CZstd`.
+// C enters only through the small system-library targets `CLMDB` and `CZstd`, and the
+// SIMD kernel target `CRASDKernels`.
 
 import PackageDescription
 
@@ -42,8 +43,11 @@ let package = Package(
         .target(
             name: "RASDTokenizer",
             dependencies: ["RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
+        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time (see kernels.c
+        // for the measurement that justifies C here).
+        .target(name: "CRASDKernels"),
         // GGUF Llama-family inference with tree verification.
-        .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
+        .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees", "CRASDKernels"]),
 
         .executableTarget(
             name: "rasd-index",

@@ -9,6 +9,6 @@ struct RasdIndex: AsyncParsableCommand {
         commandName: "rasd-index",
         abstract: "Retrieval-augmented speculative decoding: datastores, retrieval and decoding.",
         version: "0.1.0",
-        subcommands: [Bench.self]
+        subcommands: [Generate.self, Bench.self]
     )
 }

@@ -1,0 +1,63 @@
+/// Rows of activations quantized to 8 bits per 32-element block, as the integer kernels need.
+///
+/// Per block: `q[32]` with `q = round(x / d)`, `d = max|x| / 127` (llama.cpp's Q8_1 scheme,
+/// with the scale and `d * sum(q)` kept in `Float`), and the integer `sum(q)`. Each row is
+/// quantized on its own, so a token's quantized input never depends on the batch around it.
+final class QuantizedActivations {
+    let blocksPerRow: Int
+    private(set) var capacity: Int
+    private var qBuffer: AlignedBuffer
+    private var dBuffer: AlignedBuffer
+    private var sBuffer: AlignedBuffer
+    private var sumBuffer: AlignedBuffer
+
+    init(columns: Int, capacity: Int) {
+        precondition(columns % 32 == 0, "activation width must be a multiple of 32")
+        blocksPerRow = columns / 32
+        self.capacity = max(1, capacity)
+        qBuffer = AlignedBuffer(byteCount: self.capacity * columns)
+        dBuffer = AlignedBuffer(byteCount: self.capacity * blocksPerRow * 4)
+        sBuffer = AlignedBuffer(byteCount: self.capacity * blocksPerRow * 4)
+        sumBuffer = AlignedBuffer(byteCount: self.capacity * blocksPerRow * 4)
+    }
+
+    var q: UnsafeMutablePointer<Int8> { qBuffer.pointer() }
+    var d: UnsafeMutablePointer<Float> { dBuffer.pointer() }
+    var s: UnsafeMutablePointer<Float> { sBuffer.pointer() }
+    var sums: UnsafeMutablePointer<Int32> { sumBuffer.pointer() }
+
+    /// Makes room for `rows` rows (contents are not kept).
+    func reserve(rows: Int) {
+        guard rows > capacity else { return }
+        capacity = max(rows, capacity * 2)
+        qBuffer = AlignedBuffer(byteCount: capacity * blocksPerRow * 32)
+        dBuffer = AlignedBuffer(byteCount: capacity * blocksPerRow * 4)
+        sBuffer = AlignedBuffer(byteCount: capacity * blocksPerRow * 4)
+        sumBuffer = AlignedBuffer(byteCount: capacity * blocksPerRow * 4)
+    }
+
+    /// Quantizes `rows` rows of `x` (row `i` at `x + i * stride`) into rows `0..<rows`.
+    func quantize(_ x: UnsafePointer<Float>, rows: Int, stride: Int) {
+        reserve(rows: rows)
+        let q = self.q, d = self.d, s = self.s, sums = self.sums
+        for row in 0..<rows {
+            for b in 0..<blocksPerRow {
+                let src = x + row * stride + b * 32
+                var amax: Float = 0
+                for i in 0..<32 { amax = max(amax, abs(src[i])) }
+                let scale = amax / 127
+                let inverse: Float = scale != 0 ? 1 / scale : 0
+                let dst = q + (row * blocksPerRow + b) * 32
+                var sum: Int32 = 0
+                for i in 0..<32 {
+                    let v = Int32((src[i] * inverse).rounded())
+                    dst[i] = Int8(truncatingIfNeeded: v)
+                    sum += v
+                }
+                d[row * blocksPerRow + b] = scale
+                s[row * blocksPerRow + b] = scale * Float(sum)
+                sums[row * blocksPerRow + b] = sum
+            }
+        }
+    }
+}
