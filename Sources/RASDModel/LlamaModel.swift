@@ -24,18 +24,29 @@ public final class LlamaModel: Sendable {
     public let outputNorm: [Float]
     /// RoPE frequency divisors per rotated pair (`rope_freqs.weight`, Llama 3.1), else nil.
     let ropeFrequencyFactors: [Float]?
-    let layers: [Layer]
+    /// The transformer blocks, in order.
+    public let layers: [Layer]
 
-    struct Layer: Sendable {
-        let attentionNorm: [Float]
-        let query: WeightMatrix
-        let key: WeightMatrix
-        let value: WeightMatrix
-        let attentionOutput: WeightMatrix
-        let ffnNorm: [Float]
-        let gate: WeightMatrix
-        let up: WeightMatrix
-        let down: WeightMatrix
+    /// The weights of one transformer block.
+    public struct Layer: Sendable {
+        /// RMSNorm weight before attention.
+        public let attentionNorm: [Float]
+        /// Query projection (`headCount × headDimension` outputs).
+        public let query: WeightMatrix
+        /// Key projection (`kvWidth` outputs).
+        public let key: WeightMatrix
+        /// Value projection (`kvWidth` outputs).
+        public let value: WeightMatrix
+        /// Attention output projection.
+        public let attentionOutput: WeightMatrix
+        /// RMSNorm weight before the feed-forward block.
+        public let ffnNorm: [Float]
+        /// SwiGLU gate projection.
+        public let gate: WeightMatrix
+        /// SwiGLU up projection.
+        public let up: WeightMatrix
+        /// Feed-forward down projection.
+        public let down: WeightMatrix
     }
 
     /// Loads the GGUF model at `path`.
@@ -59,9 +70,6 @@ public final class LlamaModel: Sendable {
         } else {
             output = tokenEmbedding
             tiedEmbeddings = true
-        }
-        guard output.takesQuantizedInput || output.format == .f32 || output.format == .f16 else {
-            throw GGUFError(.unsupportedTensorType, path: file.path, "output head format \(output.format)")
         }
         outputNorm = try Self.vector(file, "output_norm.weight", count: d)
         endOfSequenceToken = file.metadata["tokenizer.ggml.eos_token_id"]?.integer.map { UInt32(truncatingIfNeeded: $0) }

@@ -172,6 +172,38 @@ public final class WeightMatrix: @unchecked Sendable {
         Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self)))
     }
 
+    /// Row `row` as floats (dequantized).
+    public func row(_ row: Int) -> [Float] {
+        precondition(row >= 0 && row < rows, "row \(row) out of 0..<\(rows)")
+        return [Float](unsafeUninitializedCapacity: columns) { buffer, count in
+            if let base = buffer.baseAddress { dequantizeRow(row, into: base) }
+            count = columns
+        }
+    }
+
+    /// `W · x` for each of the `tokens` rows of `input` (row-major, `tokens × columns`), on the
+    /// calling thread: `tokens × rows` outputs, row-major. Quantized formats quantize the input
+    /// to 8 bits per 32-block first, as the forward pass does.
+    /// - Throws: ``EngineError/invalidArgument(_:)`` when `input` is not `tokens × columns`.
+    public func apply(to input: [Float], tokens: Int, kernels: KernelPath = .best) throws -> [Float] {
+        guard tokens > 0, input.count == tokens * columns else {
+            throw EngineError.invalidArgument("input has \(input.count) values, expected \(tokens) × \(columns)")
+        }
+        let quantized = QuantizedActivations(columns: columns, capacity: tokens)
+        let padded = [Float](unsafeUninitializedCapacity: tokens * paddedRows) { out, count in
+            input.withUnsafeBufferPointer { x in
+                guard let xb = x.baseAddress, let ob = out.baseAddress else { return }
+                if takesQuantizedInput { quantized.quantize(xb, rows: tokens, stride: columns) }
+                multiply(
+                    x: xb, xStride: columns, quantized: quantized, tokens: tokens, output: ob, outputStride: paddedRows,
+                    groups: 0..<groups, path: kernels)
+            }
+            count = tokens * paddedRows
+        }
+        guard paddedRows != rows else { return padded }
+        return (0..<tokens).flatMap { padded[($0 * paddedRows)..<($0 * paddedRows + rows)] }
+    }
+
     /// Writes row `row` as floats (`columns` values) to `output`: the embedding lookup.
     func dequantizeRow(_ row: Int, into output: UnsafeMutablePointer<Float>) {
         let g = row / 8, lane = row % 8
