@@ -1,3 +1,4 @@
+import CRASDKernels
 import Foundation
 
 /// One decoding context over a ``LlamaModel``: the KV cache of the committed tokens, and the
@@ -296,13 +297,7 @@ public final class InferenceSession {
             s.qa.quantize(xn, rows: n, stride: d)
             let q = s.q.pointer(Float.self), k = s.k.pointer(Float.self), v = s.v.pointer(Float.self)
             let qStride = layer.query.paddedRows, kvStride = layer.key.paddedRows
-            pool.run { worker, workers in
-                for (m, out, stride) in [(layer.query, q, qStride), (layer.key, k, kvStride), (layer.value, v, kvStride)] {
-                    m.multiply(
-                        x: xn, xStride: d, quantized: s.qa, tokens: n, output: out, outputStride: stride,
-                        groups: share(m.groups, worker: worker, of: workers), path: path)
-                }
-            }
+            multiply([(layer.query, q, qStride), (layer.key, k, kvStride), (layer.value, v, kvStride)], input: xn, inputStride: d, quantized: s.qa, nodes: n)
             let keys = keyCache[index].pointer(Float.self), values = valueCache[index].pointer(Float.self)
             storeKV(q: q, qStride: qStride, k: k, v: v, kvStride: kvStride, nodes: n, keys: keys, values: values, base: base)
             attention(q: q, qStride: qStride, keys: keys, values: values, nodes: n, chains: chains, chainStart: chainStart)
@@ -314,15 +309,14 @@ public final class InferenceSession {
             s.qa.quantize(xn, rows: n, stride: d)
             let gate = s.gate.pointer(Float.self), up = s.up.pointer(Float.self)
             let ffStride = layer.gate.paddedRows, ff = config.feedForwardLength
-            pool.run { worker, workers in
-                let groups = share(layer.gate.groups, worker: worker, of: workers)
+            parallel(layer.gate.groups) { groups in
                 layer.gate.multiply(x: xn, xStride: d, quantized: s.qa, tokens: n, output: gate, outputStride: ffStride, groups: groups, path: path)
                 layer.up.multiply(x: xn, xStride: d, quantized: s.qa, tokens: n, output: up, outputStride: ffStride, groups: groups, path: path)
-                // SwiGLU on the rows this worker just computed: silu(gate) * up, into `gate`.
+                // SwiGLU on the rows this chunk just computed: silu(gate) * up, into `gate`.
                 let rows = (groups.lowerBound * 8)..<min(ff, groups.upperBound * 8)
                 for t in 0..<n {
                     let g = gate + t * ffStride, u = up + t * ffStride
-                    for r in rows { g[r] = g[r] / (1 + expf(-g[r])) * u[r] }
+                    for r in rows { g[r] = g[r] / (1 + PortableMath.exp(-g[r])) * u[r] }
                 }
             }
             s.qf.quantize(gate, rows: n, stride: ffStride)
@@ -341,22 +335,30 @@ public final class InferenceSession {
             for (r, node) in logitNodes.enumerated() { (selected + r * d).update(from: normalized + node * d, count: d) }
             s.qa.quantize(selected, rows: rows, stride: d)
             let logits = s.logits.pointer(Float.self), stride = s.vocabularyStride
-            let head = model.output
-            pool.run { worker, workers in
-                head.multiply(
-                    x: selected, xStride: d, quantized: s.qa, tokens: rows, output: logits, outputStride: stride,
-                    groups: share(head.groups, worker: worker, of: workers), path: path)
-            }
-            let vocabulary = config.vocabularySize
-            for r in 0..<rows {
-                let row = logits + r * stride
-                var best = 0
-                var bestValue = row[0]
-                for i in 1..<vocabulary where row[i] > bestValue {
-                    best = i
-                    bestValue = row[i]
+            let head = model.output, vocabulary = config.vocabularySize
+            // Each chunk also finds the argmax of its own rows; the smallest index wins ties.
+            let chunks = chunkCount(head.groups)
+            var best = [(value: Float, index: Int)](repeating: (-.infinity, 0), count: chunks * rows)
+            best.withUnsafeMutableBufferPointer { best in
+                pool.run(chunks: chunks) { c in
+                    let groups = share(head.groups, worker: c, of: chunks)
+                    head.multiply(
+                        x: selected, xStride: d, quantized: s.qa, tokens: rows, output: logits, outputStride: stride,
+                        groups: groups, path: path)
+                    for r in 0..<rows {
+                        let row = logits + r * stride
+                        var top = (value: -Float.infinity, index: groups.lowerBound * 8)
+                        for i in (groups.lowerBound * 8)..<min(vocabulary, groups.upperBound * 8) where row[i] > top.value {
+                            top = (row[i], i)
+                        }
+                        best[c * rows + r] = top
+                    }
                 }
-                argmax[r] = UInt32(best)
+            }
+            for r in 0..<rows {
+                var top = best[r]
+                for c in 1..<chunks where best[c * rows + r].value > top.value { top = best[c * rows + r] }
+                argmax[r] = UInt32(top.index)
             }
         }
         logitRowOfNode = [Int](repeating: -1, count: n)
@@ -371,16 +373,45 @@ public final class InferenceSession {
         _ m: WeightMatrix, input: UnsafeMutablePointer<Float>, inputStride: Int, quantized: QuantizedActivations,
         nodes n: Int, addInto x: UnsafeMutablePointer<Float>
     ) {
-        let out = scratch.projection.pointer(Float.self), stride = m.paddedRows, path = kernelPath
-        pool.run { worker, workers in
-            m.multiply(
-                x: input, xStride: inputStride, quantized: quantized, tokens: n, output: out, outputStride: stride,
-                groups: share(m.groups, worker: worker, of: workers), path: path)
-        }
+        let out = scratch.projection.pointer(Float.self), stride = m.paddedRows
+        multiply([(m, out, stride)], input: input, inputStride: inputStride, quantized: quantized, nodes: n)
         let d = config.embeddingLength
         for t in 0..<n {
             let xt = x + t * d, ot = out + t * stride
             for i in 0..<d { xt[i] = xt[i] + ot[i] }
+        }
+    }
+
+    /// Chunks for a section of `count` work items: a few per thread, so that a thread the OS
+    /// delays leaves its share to the others.
+    private func chunkCount(_ count: Int) -> Int {
+        min(count, threadCount == 1 ? 1 : 4 * threadCount)
+    }
+
+    /// Runs `body` over `0..<count` in contiguous chunks spread over the pool.
+    private func parallel(_ count: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = chunkCount(count)
+        pool.run(chunks: chunks) { c in body(share(count, worker: c, of: chunks)) }
+    }
+
+    /// Several matrix products of one input, their row groups split across the pool as one list.
+    private func multiply(
+        _ products: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], input: UnsafeMutablePointer<Float>,
+        inputStride: Int, quantized: QuantizedActivations, nodes n: Int
+    ) {
+        let path = kernelPath
+        let total = products.reduce(0) { $0 + $1.0.groups }
+        parallel(total) { range in
+            var offset = 0
+            for (m, out, stride) in products {
+                let lower = max(range.lowerBound - offset, 0), upper = min(range.upperBound - offset, m.groups)
+                if lower < upper {
+                    m.multiply(
+                        x: input, xStride: inputStride, quantized: quantized, tokens: n, output: out, outputStride: stride,
+                        groups: lower..<upper, path: path)
+                }
+                offset += m.groups
+            }
         }
     }
 
@@ -436,75 +467,29 @@ public final class InferenceSession {
         let scale = 1 / sqrtf(Float(hd))
         let out = scratch.attention.pointer(Float.self)
         let scoresBase = scratch.scores.pointer(Float.self), scoresStride = scratch.scoresStride
+        let chunks = chunkCount(n * heads)
+        let portable = kernelPath == .portable
         chains.withUnsafeBufferPointer { chains in
-            pool.run { worker, workers in
-                let scores = scoresBase + worker * scoresStride
-                for item in share(n * heads, worker: worker, of: workers) {
+            guard let chainBase = chains.baseAddress else { return }
+            pool.run(chunks: chunks) { c in
+                let scores = scoresBase + c * scoresStride
+                for item in share(n * heads, worker: c, of: chunks) {
                     let i = item / heads, h = item % heads
-                    let qh = UnsafePointer(q + i * qStride + h * hd)
                     let kvOffset = (h / group) * hd
-                    let chain = chains[chainStart[i]..<chainStart[i + 1]]
-                    let count = committed + chain.count
-                    // Slot of the j-th visible key: the committed context, then the chain.
-                    @inline(__always) func slot(_ j: Int) -> Int {
-                        j < committed ? j : Int(chains[chain.startIndex + j - committed])
-                    }
-                    var maximum = -Float.infinity
-                    for j in 0..<count {
-                        let score = dot(qh, keys + slot(j) * width + kvOffset, hd) * scale
-                        scores[j] = score
-                        maximum = max(maximum, score)
-                    }
-                    var sum: Float = 0
-                    for j in 0..<count {
-                        let e = expf(scores[j] - maximum)
-                        scores[j] = e
-                        sum += e
-                    }
-                    let inverse = 1 / sum
+                    let chain = chainBase + chainStart[i], chainCount = chainStart[i + 1] - chainStart[i]
+                    let qh = UnsafePointer(q + i * qStride + h * hd)
                     let oh = out + i * heads * hd + h * hd
-                    oh.initialize(repeating: 0, count: hd)
-                    for j in 0..<count {
-                        axpy(scores[j] * inverse, values + slot(j) * width + kvOffset, oh, hd)
+                    if portable {
+                        PortableMath.attention(
+                            q: qh, keys: keys + kvOffset, values: values + kvOffset, stride: width, committed: committed,
+                            chain: chain, chainCount: chainCount, hd: hd, scale: scale, scores: scores, out: oh)
+                    } else {
+                        rasd_attention_avx2(
+                            qh, keys + kvOffset, values + kvOffset, width, committed, chain, chainCount, hd, scale, scores, oh)
                     }
                 }
             }
         }
-    }
-}
-
-/// Dot product of two `n`-float vectors with a fixed summation order.
-@inline(__always)
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 8 <= n {
-        acc = acc + (ra + i * 4).loadUnaligned(as: SIMD8<Float>.self) * (rb + i * 4).loadUnaligned(as: SIMD8<Float>.self)
-        i += 8
-    }
-    var total = acc.sum()
-    while i < n {
-        total = total + a[i] * b[i]
-        i += 1
-    }
-    return total
-}
-
-/// `y += alpha * x` over `n` floats.
-@inline(__always)
-func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
-    let a = SIMD8<Float>(repeating: alpha)
-    while i + 8 <= n {
-        let r = (ry + i * 4).loadUnaligned(as: SIMD8<Float>.self) + a * (rx + i * 4).loadUnaligned(as: SIMD8<Float>.self)
-        (ry + i * 4).storeBytes(of: r, as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < n {
-        y[i] = y[i] + alpha * x[i]
-        i += 1
     }
 }
 
@@ -540,7 +525,7 @@ private final class Scratch {
         widest = [layer.query.paddedRows, layer.key.paddedRows, layer.attentionOutput.paddedRows, layer.down.paddedRows,
                   config.embeddingLength, config.headCount * config.headDimension].max() ?? config.embeddingLength
         scoresStride = (capacity + 15) / 16 * 16
-        scores = AlignedBuffer(byteCount: threads * scoresStride * 4)
+        scores = AlignedBuffer(byteCount: (threads == 1 ? 1 : 4 * threads) * scoresStride * 4)  // one row per chunk
         qa = QuantizedActivations(columns: max(config.embeddingLength, config.headCount * config.headDimension), capacity: nodes)
         qf = QuantizedActivations(columns: model.layers[0].gate.paddedRows, capacity: nodes)
         reserve(nodes: nodes, logitRows: 1)

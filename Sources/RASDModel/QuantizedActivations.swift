@@ -36,6 +36,9 @@ final class QuantizedActivations {
         sumBuffer = AlignedBuffer(byteCount: capacity * blocksPerRow * 4)
     }
 
+    private static let magic: Float = 12_582_912  // 1.5 * 2^23
+    private static let magicBits = Int32(bitPattern: magic.bitPattern)
+
     /// Quantizes `rows` rows of `x` (row `i` at `x + i * stride`) into rows `0..<rows`.
     func quantize(_ x: UnsafePointer<Float>, rows: Int, stride: Int) {
         reserve(rows: rows)
@@ -44,15 +47,24 @@ final class QuantizedActivations {
             for b in 0..<blocksPerRow {
                 let src = x + row * stride + b * 32
                 var amax: Float = 0
-                for i in 0..<32 { amax = max(amax, abs(src[i])) }
+                for i in 0..<32 {
+                    let a = abs(src[i])
+                    amax = a > amax ? a : amax
+                }
                 let scale = amax / 127
                 let inverse: Float = scale != 0 ? 1 / scale : 0
                 let dst = q + (row * blocksPerRow + b) * 32
                 var sum: Int32 = 0
                 for i in 0..<32 {
-                    let v = Int32((src[i] * inverse).rounded())
+                    // roundf (half away from zero) in plain float operations that vectorize:
+                    // adding 1.5 * 2^23 rounds to nearest-even and leaves the integer in the
+                    // low mantissa bits (|y| <= 127); exact ties are then moved away from zero.
+                    let y = src[i] * inverse
+                    let even = (y + Self.magic) - Self.magic
+                    let r = abs(y - even) == 0.5 ? y + (y > 0 ? 0.5 : -0.5) : even
+                    let v = Int32(bitPattern: (r + Self.magic).bitPattern) &- Self.magicBits
                     dst[i] = Int8(truncatingIfNeeded: v)
-                    sum += v
+                    sum &+= v
                 }
                 d[row * blocksPerRow + b] = scale
                 s[row * blocksPerRow + b] = scale * Float(sum)

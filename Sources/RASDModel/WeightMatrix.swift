@@ -4,18 +4,21 @@ import RASDGGUF
 /// A weight matrix (`rows` outputs × `columns` inputs) repacked for the kernels.
 ///
 /// Rows are stored in groups of 8, each group block after block along the input dimension
-/// (32 inputs per block), with block scales widened from F16 to F32:
+/// (32 inputs per block). Inside a group-block the 8 rows are interleaved in 4-byte words
+/// (see `rasd_kernels.h`), so one 32-byte vector holds 4 consecutive weights of all 8 rows and
+/// an integer dot product against a broadcast slice of the input leaves each row's sum in its
+/// own lane, with no horizontal reduction:
 ///
 /// | format | group-block layout | bytes per 32 weights (GGUF → here) |
 /// |---|---|---|
-/// | Q4_1 | `d[8] f32, m[8] f32, nibbles[8][16]` | 20 → 24 |
-/// | Q8_0 | `d[8] f32, q[8][32] i8` | 34 → 36 |
+/// | Q4_1 | `d[8] f16, m[8] f16, 4 × 32 bytes of nibbles` | 20 → 20 |
+/// | Q8_0 | `d[8] f16, 8 × 32 bytes of i8` | 34 → 34 |
 /// | F16 | per input: 8 × f16 | 64 → 64 |
 /// | F32 | per input: 8 × f32 | 128 → 128 |
 ///
-/// Interleaving 8 rows lets the kernels finish 8 outputs per pass with one vector of scales and
-/// reuse each unpacked block across a tile of tokens. The repacked matrix is the only copy kept:
-/// the GGUF mapping is released after loading, so resident memory stays near the file size.
+/// Each unpacked block is reused across a tile of tokens. The repacked matrix is the only copy
+/// kept: the GGUF mapping is released after loading, so resident memory stays near the file
+/// size.
 ///
 /// Next formats: Q4_K repacks losslessly into the Q4_1 layout (each 32-weight sub-block's
 /// `d·scale` and `-dmin·min` are exact in F32); Q6_K would get a Q8-style layout with 16-weight
@@ -51,8 +54,8 @@ public final class WeightMatrix: @unchecked Sendable {
     private var blocks: Int { columns / 32 }
     private var groupBytes: Int {
         switch format {
-        case .q4_1: return blocks * 192
-        case .q8_0: return blocks * 288
+        case .q4_1: return blocks * 160
+        case .q8_0: return blocks * 272
         case .f16: return columns * 16
         case .f32: return columns * 32
         }
@@ -125,8 +128,8 @@ public final class WeightMatrix: @unchecked Sendable {
 
     private static func groupBytes(_ format: Format, columns: Int) -> Int {
         switch format {
-        case .q4_1: return columns / 32 * 192
-        case .q8_0: return columns / 32 * 288
+        case .q4_1: return columns / 32 * 160
+        case .q8_0: return columns / 32 * 272
         case .f16: return columns * 16
         case .f32: return columns * 32
         }
@@ -143,17 +146,17 @@ public final class WeightMatrix: @unchecked Sendable {
             case .q4_1:
                 for b in 0..<nb {
                     let s = src + (r * nb + b) * 20
-                    let o = group + b * 192
-                    (o + lane * 4).storeBytes(of: Self.half(s), as: Float.self)
-                    (o + 32 + lane * 4).storeBytes(of: Self.half(s + 2), as: Float.self)
-                    (o + 64 + lane * 16).copyMemory(from: s + 4, byteCount: 16)
+                    let o = group + b * 160
+                    (o + lane * 2).copyMemory(from: s, byteCount: 2)
+                    (o + 16 + lane * 2).copyMemory(from: s + 2, byteCount: 2)
+                    for c in 0..<4 { (o + 32 + 32 * c + lane * 4).copyMemory(from: s + 4 + 4 * c, byteCount: 4) }
                 }
             case .q8_0:
                 for b in 0..<nb {
                     let s = src + (r * nb + b) * 34
-                    let o = group + b * 288
-                    (o + lane * 4).storeBytes(of: Self.half(s), as: Float.self)
-                    (o + 32 + lane * 32).copyMemory(from: s + 2, byteCount: 32)
+                    let o = group + b * 272
+                    (o + lane * 2).copyMemory(from: s, byteCount: 2)
+                    for k in 0..<8 { (o + 16 + 32 * k + lane * 4).copyMemory(from: s + 2 + 4 * k, byteCount: 4) }
                 }
             case .f16:
                 for k in 0..<columns {
@@ -168,7 +171,7 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     @inline(__always)
-    private static func half(_ p: UnsafeRawPointer) -> Float {
+    static func half(_ p: UnsafeRawPointer) -> Float {
         Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self)))
     }
 
@@ -211,21 +214,23 @@ public final class WeightMatrix: @unchecked Sendable {
         switch format {
         case .q4_1:
             for b in 0..<blocks {
-                let o = group + b * 192
-                let d = (o + lane * 4).load(as: Float.self), m = (o + 32 + lane * 4).load(as: Float.self)
-                let q = o + 64 + lane * 16
-                for i in 0..<16 {
-                    let byte = q.load(fromByteOffset: i, as: UInt8.self)
-                    output[b * 32 + i] = Float(byte & 15) * d + m
-                    output[b * 32 + i + 16] = Float(byte >> 4) * d + m
+                let o = group + b * 160
+                let d = Self.half(o + lane * 2), m = Self.half(o + 16 + lane * 2)
+                for c in 0..<4 {
+                    for j in 0..<4 {
+                        let byte = o.load(fromByteOffset: 32 + 32 * c + lane * 4 + j, as: UInt8.self)
+                        output[b * 32 + 4 * c + j] = Float(byte & 15) * d + m
+                        output[b * 32 + 16 + 4 * c + j] = Float(byte >> 4) * d + m
+                    }
                 }
             }
         case .q8_0:
             for b in 0..<blocks {
-                let o = group + b * 288
-                let d = (o + lane * 4).load(as: Float.self)
-                let q = o + 32 + lane * 32
-                for i in 0..<32 { output[b * 32 + i] = Float(q.load(fromByteOffset: i, as: Int8.self)) * d }
+                let o = group + b * 272
+                let d = Self.half(o + lane * 2)
+                for i in 0..<32 {
+                    output[b * 32 + i] = Float(o.load(fromByteOffset: 16 + 32 * (i / 4) + lane * 4 + i % 4, as: Int8.self)) * d
+                }
             }
         case .f16:
             for k in 0..<columns { output[k] = Float((group + k * 16 + lane * 2).load(as: Float16.self)) }
@@ -268,25 +273,45 @@ public final class WeightMatrix: @unchecked Sendable {
 /// The Swift SIMD kernels: the portable path, and the reference for the C ones. Each output
 /// lane performs exactly `acc = acc + ((d * da) * Float(isum) + m * sa)` per block in order.
 enum PortableKernels {
+    /// Row `lane`'s 16 nibble bytes of a Q4_1 group-block, in GGUF order.
+    @inline(__always)
+    private static func q4Row(_ blk: UnsafeRawPointer, _ lane: Int) -> SIMD16<UInt8> {
+        let p = blk + 32 + 4 * lane
+        let words = SIMD4<UInt32>(
+            p.loadUnaligned(as: UInt32.self), (p + 32).loadUnaligned(as: UInt32.self),
+            (p + 64).loadUnaligned(as: UInt32.self), (p + 96).loadUnaligned(as: UInt32.self))
+        return unsafeBitCast(words, to: SIMD16<UInt8>.self)
+    }
+
+    /// Row `lane`'s 16 weights `16 * half ..< 16 * half + 16` of a Q8_0 group-block.
+    @inline(__always)
+    private static func q8Half(_ blk: UnsafeRawPointer, _ lane: Int, _ half: Int) -> SIMD16<Int8> {
+        let p = blk + 16 + 128 * half + 4 * lane
+        let words = SIMD4<UInt32>(
+            p.loadUnaligned(as: UInt32.self), (p + 32).loadUnaligned(as: UInt32.self),
+            (p + 64).loadUnaligned(as: UInt32.self), (p + 96).loadUnaligned(as: UInt32.self))
+        return unsafeBitCast(words, to: SIMD16<Int8>.self)
+    }
+
     static func q4_1(
         _ w: UnsafePointer<UInt8>, _ nb: Int, _ groups: Range<Int>, _ a: QuantizedActivations, _ tokens: Int,
         _ out: UnsafeMutablePointer<Float>, _ ostride: Int
     ) {
         let raw = UnsafeRawPointer(w)
         for g in groups {
-            let wg = raw + g * nb * 192
+            let wg = raw + g * nb * 160
             for t in 0..<tokens {
                 var acc = SIMD8<Float>()
                 for b in 0..<nb {
-                    let blk = wg + b * 192
-                    let d = blk.loadUnaligned(as: SIMD8<Float>.self)
-                    let m = (blk + 32).loadUnaligned(as: SIMD8<Float>.self)
+                    let blk = wg + b * 160
+                    let d = SIMD8<Float>(blk.loadUnaligned(as: SIMD8<Float16>.self))
+                    let m = SIMD8<Float>((blk + 16).loadUnaligned(as: SIMD8<Float16>.self))
                     let ap = UnsafeRawPointer(a.q + (t * nb + b) * 32)
                     let alo = SIMD16<Int16>(truncatingIfNeeded: ap.loadUnaligned(as: SIMD16<Int8>.self))
                     let ahi = SIMD16<Int16>(truncatingIfNeeded: (ap + 16).loadUnaligned(as: SIMD16<Int8>.self))
                     var isum = SIMD8<Int32>()
                     for r in 0..<8 {
-                        let v = (blk + 64 + 16 * r).loadUnaligned(as: SIMD16<UInt8>.self)
+                        let v = q4Row(blk, r)
                         let lo = SIMD16<Int16>(truncatingIfNeeded: v & 15)
                         let hi = SIMD16<Int16>(truncatingIfNeeded: v &>> 4)
                         isum[r] = SIMD16<Int32>(truncatingIfNeeded: lo &* alo &+ hi &* ahi).wrappedSum()
@@ -307,20 +332,19 @@ enum PortableKernels {
     ) {
         let raw = UnsafeRawPointer(w)
         for g in groups {
-            let wg = raw + g * nb * 288
+            let wg = raw + g * nb * 272
             for t in 0..<tokens {
                 var acc = SIMD8<Float>()
                 for b in 0..<nb {
-                    let blk = wg + b * 288
-                    let d = blk.loadUnaligned(as: SIMD8<Float>.self)
+                    let blk = wg + b * 272
+                    let d = SIMD8<Float>(blk.loadUnaligned(as: SIMD8<Float16>.self))
                     let ap = UnsafeRawPointer(a.q + (t * nb + b) * 32)
                     let alo = SIMD16<Int32>(truncatingIfNeeded: ap.loadUnaligned(as: SIMD16<Int8>.self))
                     let ahi = SIMD16<Int32>(truncatingIfNeeded: (ap + 16).loadUnaligned(as: SIMD16<Int8>.self))
                     var isum = SIMD8<Int32>()
                     for r in 0..<8 {
-                        let q = blk + 32 + 32 * r
-                        let lo = SIMD16<Int32>(truncatingIfNeeded: q.loadUnaligned(as: SIMD16<Int8>.self))
-                        let hi = SIMD16<Int32>(truncatingIfNeeded: (q + 16).loadUnaligned(as: SIMD16<Int8>.self))
+                        let lo = SIMD16<Int32>(truncatingIfNeeded: q8Half(blk, r, 0))
+                        let hi = SIMD16<Int32>(truncatingIfNeeded: q8Half(blk, r, 1))
                         isum[r] = (lo &* alo &+ hi &* ahi).wrappedSum()
                     }
                     let t1 = d * a.d[t * nb + b]
