@@ -60,7 +60,8 @@ let package = Package(
         .testTarget(name: "RASDTreesTests", dependencies: ["RASDTrees"]),
         .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"]),
-        .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
+        // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
+        .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -118,17 +118,17 @@ TGT_VNNI INLINE __m256i prep_q8_vnni(__m256i w) { return _mm256_xor_si256(w, _mm
         (void)unused;                                                                            \
         const __m256i mask = _mm256_set1_epi8(0x0f);                                             \
         __m256 acc[8];                                                                           \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 160;                                                   \
             __m256 d = load_h8(blk), m = load_h8(blk + 16);                                      \
             __m256i w[8];                                                                        \
-            for (int c = 0; c < 4; c++) {                                                        \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < 4; c++) {                    \
                 __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 32 + 32 * c));            \
                 w[c] = _mm256_and_si256(v, mask);                                                \
                 w[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);                      \
             }                                                                                    \
-            for (int t = 0; t < NT; t++) {                                                       \
+            _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) {                                                       \
                 __m256 fi = _mm256_cvtepi32_ps(ISUM(w, aq + (t * nb + b) * 32));                 \
                 __m256 t1 = _mm256_mul_ps(d, _mm256_set1_ps(ad[t * nb + b]));                    \
                 __m256 t2 = _mm256_mul_ps(t1, fi);                                               \
@@ -136,7 +136,7 @@ TGT_VNNI INLINE __m256i prep_q8_vnni(__m256i w) { return _mm256_xor_si256(w, _mm
                 acc[t] = _mm256_add_ps(acc[t], _mm256_add_ps(t2, t3));                           \
             }                                                                                    \
         }                                                                                        \
-        for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, acc[t]);                \
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, acc[t]);                \
     }
 
 #define Q8_0_TILE(NAME, TGT, ISUM, PREP)                                                           \
@@ -144,22 +144,22 @@ TGT_VNNI INLINE __m256i prep_q8_vnni(__m256i w) { return _mm256_xor_si256(w, _mm
                          const float *unused, const int32_t *asum, float *out, long ostride, const int NT) { \
         (void)unused;                                                                            \
         __m256 acc[8];                                                                           \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 272;                                                   \
             __m256 d = load_h8(blk);                                                             \
             __m256i w[8], wp[8];                                                                 \
-            for (int k = 0; k < 8; k++) {                                                        \
+            _Pragma("clang loop unroll(full)") for (int k = 0; k < 8; k++) {                    \
                 w[k] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * k));                \
                 wp[k] = PREP(w[k]);                                                              \
             }                                                                                    \
-            for (int t = 0; t < NT; t++) {                                                       \
+            _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) {                                                       \
                 __m256 fi = _mm256_cvtepi32_ps(ISUM(w, wp, aq + (t * nb + b) * 32, asum[t * nb + b])); \
                 __m256 t1 = _mm256_mul_ps(d, _mm256_set1_ps(ad[t * nb + b]));                    \
                 acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(t1, fi));                           \
             }                                                                                    \
         }                                                                                        \
-        for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, acc[t]);                \
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * ostride, acc[t]);                \
     }
 
 Q4_1_TILE(q4_1_tile_avx2, TGT_AVX2, isum_q4_avx2)
@@ -253,15 +253,36 @@ TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float
                                   const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {
     long count = committed + chain_count;
     float maximum = -__builtin_inff();
-    for (long j = 0; j < count; j++) {
+    // Four keys at a time: four independent accumulation chains, each in the one fixed order.
+    long j = 0;
+    for (; j + 4 <= count; j += 4) {
+        const float *k[4];
+        for (int u = 0; u < 4; u++) k[u] = keys + (j + u < committed ? j + u : chain[j + u - committed]) * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        long i = 0;
+        for (; i + 8 <= hd; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(qv, _mm256_loadu_ps(k[0] + i)));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(qv, _mm256_loadu_ps(k[1] + i)));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(qv, _mm256_loadu_ps(k[2] + i)));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(qv, _mm256_loadu_ps(k[3] + i)));
+        }
+        float d[4] = {fold8(a0), fold8(a1), fold8(a2), fold8(a3)};
+        for (int u = 0; u < 4; u++) {
+            for (long t = i; t < hd; t++) d[u] = d[u] + q[t] * k[u][t];
+            float s = d[u] * scale;
+            scores[j + u] = s;
+            maximum = s > maximum ? s : maximum;
+        }
+    }
+    for (; j < count; j++) {
         long slot = j < committed ? j : chain[j - committed];
         float s = dot_avx2(q, keys + slot * stride, hd) * scale;
         scores[j] = s;
         maximum = s > maximum ? s : maximum;
     }
     __m256 vmax = _mm256_set1_ps(maximum), acc = _mm256_setzero_ps();
-    long j = 0;
-    for (; j + 8 <= count; j += 8) {
+    for (j = 0; j + 8 <= count; j += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmax));
         _mm256_storeu_ps(scores + j, e);
         acc = _mm256_add_ps(acc, e);

@@ -291,22 +291,23 @@ public final class InferenceSession {
             }
         }
 
+        let projection = s.projection.pointer(Float.self)
+        var pending: Int? = nil  // stride of a block output in `projection` still to add to x
         for (index, layer) in model.layers.enumerated() {
             // Attention block.
-            rmsNorm(x, layer.attentionNorm, into: xn, rows: n)
-            s.qa.quantize(xn, rows: n, stride: d)
+            addNormQuantize(nodes: n, x: x, pending: pending, weight: layer.attentionNorm, into: xn, quantized: s.qa)
             let q = s.q.pointer(Float.self), k = s.k.pointer(Float.self), v = s.v.pointer(Float.self)
             let qStride = layer.query.paddedRows, kvStride = layer.key.paddedRows
             multiply([(layer.query, q, qStride), (layer.key, k, kvStride), (layer.value, v, kvStride)], input: xn, inputStride: d, quantized: s.qa, nodes: n)
             let keys = keyCache[index].pointer(Float.self), values = valueCache[index].pointer(Float.self)
             storeKV(q: q, qStride: qStride, k: k, v: v, kvStride: kvStride, nodes: n, keys: keys, values: values, base: base)
             attention(q: q, qStride: qStride, keys: keys, values: values, nodes: n, chains: chains, chainStart: chainStart)
-            s.qa.quantize(s.attention.pointer(Float.self), rows: n, stride: config.headCount * config.headDimension)
-            project(layer.attentionOutput, input: s.attention.pointer(Float.self), inputStride: config.headCount * config.headDimension, quantized: s.qa, nodes: n, addInto: x)
+            let attentionOut = s.attention.pointer(Float.self), attentionWidth = config.headCount * config.headDimension
+            perNode(n) { s.qa.quantize(attentionOut, rows: $0, stride: attentionWidth) }
+            multiply([(layer.attentionOutput, projection, layer.attentionOutput.paddedRows)], input: attentionOut, inputStride: attentionWidth, quantized: s.qa, nodes: n)
 
             // Feed-forward block.
-            rmsNorm(x, layer.ffnNorm, into: xn, rows: n)
-            s.qa.quantize(xn, rows: n, stride: d)
+            addNormQuantize(nodes: n, x: x, pending: layer.attentionOutput.paddedRows, weight: layer.ffnNorm, into: xn, quantized: s.qa)
             let gate = s.gate.pointer(Float.self), up = s.up.pointer(Float.self)
             let ffStride = layer.gate.paddedRows, ff = config.feedForwardLength
             parallel(layer.gate.groups) { groups in
@@ -319,14 +320,15 @@ public final class InferenceSession {
                     for r in rows { g[r] = g[r] / (1 + PortableMath.exp(-g[r])) * u[r] }
                 }
             }
-            s.qf.quantize(gate, rows: n, stride: ffStride)
-            project(layer.down, input: gate, inputStride: ffStride, quantized: s.qf, nodes: n, addInto: x)
+            perNode(n) { s.qf.quantize(gate, rows: $0, stride: ffStride) }
+            multiply([(layer.down, projection, layer.down.paddedRows)], input: gate, inputStride: ffStride, quantized: s.qf, nodes: n)
+            pending = layer.down.paddedRows
         }
 
         // Final norm, hidden states and the output head for the requested nodes.
         let hidden = s.hidden.pointer(Float.self), normalized = s.normalized.pointer(Float.self)
+        addNormQuantize(nodes: n, x: x, pending: pending, weight: model.outputNorm, into: normalized, quantized: nil)
         hidden.update(from: x, count: n * d)
-        rmsNorm(x, model.outputNorm, into: normalized, rows: n)
         s.lastNodeCount = n
         let rows = logitNodes.count
         var argmax = [UInt32](repeating: 0, count: rows)
@@ -368,17 +370,29 @@ public final class InferenceSession {
         return argmax
     }
 
-    /// `x[t] += W · input[t]` for every node, the matrix product split across the workers.
-    private func project(
-        _ m: WeightMatrix, input: UnsafeMutablePointer<Float>, inputStride: Int, quantized: QuantizedActivations,
-        nodes n: Int, addInto x: UnsafeMutablePointer<Float>
+    /// Per-node work (norms, quantization, RoPE): parallel only when the batch is large enough
+    /// to pay for the hand-off.
+    private func perNode(_ n: Int, _ body: (Range<Int>) -> Void) {
+        if n < 4 || threadCount == 1 { body(0..<n) } else { parallel(n, body) }
+    }
+
+    /// `x += projection` (a block's output, row stride `pending`) when given, then
+    /// `out = rmsNorm(x) * weight`, then the 8-bit form of `out` when `quantized` is given.
+    private func addNormQuantize(
+        nodes n: Int, x: UnsafeMutablePointer<Float>, pending: Int?, weight: [Float], into out: UnsafeMutablePointer<Float>,
+        quantized: QuantizedActivations?
     ) {
-        let out = scratch.projection.pointer(Float.self), stride = m.paddedRows
-        multiply([(m, out, stride)], input: input, inputStride: inputStride, quantized: quantized, nodes: n)
         let d = config.embeddingLength
-        for t in 0..<n {
-            let xt = x + t * d, ot = out + t * stride
-            for i in 0..<d { xt[i] = xt[i] + ot[i] }
+        let projection = scratch.projection.pointer(Float.self)
+        perNode(n) { rows in
+            if let stride = pending {
+                for t in rows {
+                    let xt = x + t * d, pt = projection + t * stride
+                    for i in 0..<d { xt[i] = xt[i] + pt[i] }
+                }
+            }
+            rmsNorm(x, weight, into: out, rows: rows)
+            quantized?.quantize(out, rows: rows, stride: d)
         }
     }
 
@@ -417,11 +431,11 @@ public final class InferenceSession {
 
     /// RMSNorm as llama.cpp computes it: mean of squares summed in Double, then
     /// `x * (1 / sqrt(mean + eps))`, then times the weight.
-    private func rmsNorm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Int) {
+    private func rmsNorm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let d = config.embeddingLength
         let eps = config.normEpsilon
         weight.withUnsafeBufferPointer { w in
-            for t in 0..<rows {
+            for t in rows {
                 let xt = x + t * d, ot = out + t * d
                 var sum: Double = 0
                 for i in 0..<d { sum += Double(xt[i] * xt[i]) }
@@ -447,11 +461,14 @@ public final class InferenceSession {
                 head[2 * p + 1] = a * s + b * c
             }
         }
-        for i in 0..<n {
-            for h in 0..<config.headCount { rotate(q + i * qStride + h * hd, i) }
-            for h in 0..<config.kvHeadCount { rotate(k + i * kvStride + h * hd, i) }
-            (keys + (base + i) * width).update(from: k + i * kvStride, count: width)
-            (values + (base + i) * width).update(from: v + i * kvStride, count: width)
+        let heads = config.headCount, kvHeads = config.kvHeadCount
+        perNode(n) { nodes in
+            for i in nodes {
+                for h in 0..<heads { rotate(q + i * qStride + h * hd, i) }
+                for h in 0..<kvHeads { rotate(k + i * kvStride + h * hd, i) }
+                (keys + (base + i) * width).update(from: k + i * kvStride, count: width)
+                (values + (base + i) * width).update(from: v + i * kvStride, count: width)
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import CRASDKernels
 import RASDGGUF
 
 /// A Llama-family model loaded from GGUF, with its weights repacked for the kernels.
@@ -54,6 +55,9 @@ public final class LlamaModel: Sendable {
     ///   tensor types, and missing or misshapen tensors.
     public convenience init(path: String) throws {
         try self.init(file: GGUFFile(path: path))
+        // The file's metadata (a vocabulary and merges of ~100k strings) was parsed into many
+        // small allocations that are all freed now; hand those pages back to the OS.
+        rasd_release_free_heap()
     }
 
     /// Loads a model from an opened GGUF file (the mapping is only read during this call).

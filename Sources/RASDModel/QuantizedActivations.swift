@@ -42,16 +42,22 @@ final class QuantizedActivations {
     /// Quantizes `rows` rows of `x` (row `i` at `x + i * stride`) into rows `0..<rows`.
     func quantize(_ x: UnsafePointer<Float>, rows: Int, stride: Int) {
         reserve(rows: rows)
+        quantize(x, rows: 0..<rows, stride: stride)
+    }
+
+    /// Quantizes rows `rows` of `x` into the same rows (capacity must already suffice; disjoint
+    /// ranges may run on different threads).
+    func quantize(_ x: UnsafePointer<Float>, rows: Range<Int>, stride: Int) {
+        precondition(rows.upperBound <= capacity, "quantized activations hold \(capacity) rows")
         let q = self.q, d = self.d, s = self.s, sums = self.sums
-        for row in 0..<rows {
+        for row in rows {
             for b in 0..<blocksPerRow {
                 let src = x + row * stride + b * 32
-                var amax: Float = 0
-                for i in 0..<32 {
-                    let a = abs(src[i])
-                    amax = a > amax ? a : amax
-                }
-                let scale = amax / 127
+                // max |x| on the bit patterns: non-negative floats order like their bits, and
+                // an integer max reduction vectorizes where a float one may not.
+                var amaxBits: UInt32 = 0
+                for i in 0..<32 { amaxBits = max(amaxBits, src[i].bitPattern & 0x7FFF_FFFF) }
+                let scale = Float(bitPattern: amaxBits) / 127
                 let inverse: Float = scale != 0 ? 1 / scale : 0
                 let dst = q + (row * blocksPerRow + b) * 32
                 var sum: Int32 = 0
@@ -66,8 +72,9 @@ final class QuantizedActivations {
                     dst[i] = Int8(truncatingIfNeeded: v)
                     sum &+= v
                 }
-                d[row * blocksPerRow + b] = scale
-                s[row * blocksPerRow + b] = scale * Float(sum)
+                // Scales kept at F16 precision, as llama.cpp's Q8_0/Q8_1 blocks store them.
+                d[row * blocksPerRow + b] = Float(Float16(scale))
+                s[row * blocksPerRow + b] = Float(Float16(scale * Float(sum)))
                 sums[row * blocksPerRow + b] = sum
             }
         }

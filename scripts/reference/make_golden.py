@@ -58,6 +58,43 @@ def top(row):
     return [int(i) for i in ids], [round(float(row[i]), 4) for i in ids]
 
 
+def noise_floor(model, prompts):
+    """How far llama.cpp moves from its own golden rows when only its KV cache precision changes
+    (F32 instead of the default F16): the scale of disagreement any other correct implementation
+    must expect, since this model amplifies tiny differences through its 30 layers."""
+    llm = Llama(model_path=model, n_ctx=512, n_batch=512, n_threads=2, n_threads_batch=2,
+                logits_all=True, verbose=False, type_k=0, type_v=0)
+    positions = agree = identical = 0
+    diffs = []
+    for p in prompts:
+        tokens = p["ids"] + p["greedy"]
+        llm.reset()
+        llm.eval(tokens)
+        ids, logits = p["top_ids"] + p["greedy_top_ids"], p["top_logits"] + p["greedy_top_logits"]
+        for pos in range(len(tokens)):
+            row = np.array(llm.scores[pos])
+            positions += 1
+            agree += int(np.argmax(row)) == ids[pos][0]
+            diffs += [abs(float(row[i]) - v) for i, v in zip(ids[pos], logits[pos])]
+        llm.reset()
+        llm.eval(p["ids"])
+        token, same = int(np.argmax(llm.scores[len(p["ids"]) - 1])), 0
+        while same < GREEDY and token == p["greedy"][same]:
+            same += 1
+            llm.eval([token])
+            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        identical += same == GREEDY
+    diffs.sort()
+    return {
+        "settings": "the same llama.cpp with type_k=type_v=F32, teacher-forced on the golden tokens",
+        "top1_agreement": agree / positions,
+        "mean_abs_logit_diff": sum(diffs) / len(diffs),
+        "p99_abs_logit_diff": diffs[len(diffs) * 99 // 100],
+        "max_abs_logit_diff": diffs[-1],
+        "greedy_identical_prompts": identical,
+    }
+
+
 def main():
     default_model = os.path.join(os.environ.get("RASD_CACHE", os.path.expanduser("~/.cache/rasd")),
                                  "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -98,6 +135,8 @@ def main():
             "greedy_top_ids": [t[0] for t in greedy_top], "greedy_top_logits": [t[1] for t in greedy_top],
         })
         print(f"{name}: {len(ids)} prompt tokens", flush=True)
+    out["noise_floor"] = noise_floor(a.model, out["prompts"])
+    print("noise floor:", out["noise_floor"])
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(out, f, separators=(",", ":"))

@@ -21,6 +21,9 @@
 #define RASD_KERNELS_H
 
 #include <stdint.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +33,13 @@ extern "C" {
 static inline void rasd_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#endif
+}
+
+/// Returns freed heap pages to the OS (glibc's malloc_trim; elsewhere nothing).
+static inline void rasd_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
 #endif
 }
 
