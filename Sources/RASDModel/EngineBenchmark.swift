@@ -33,8 +33,13 @@ public enum EngineBenchmark {
 
 extension InferenceSession {
     /// Bytes of KV cache holding the committed tokens (keys and values, all layers, F32).
-    public var kvCacheBytesInUse: Int {
-        committedLength * model.config.layerCount * 2 * model.config.kvWidth * MemoryLayout<Float>.size
+    public var kvCacheBytesInUse: Int { kvBytes(positions: committedLength) }
+
+    /// Bytes of KV cache this session has touched (its high-water mark), which stay resident.
+    public var kvCacheBytesTouched: Int { kvBytes(positions: kvHighWater) }
+
+    private func kvBytes(positions: Int) -> Int {
+        positions * model.config.layerCount * 2 * model.config.kvWidth * MemoryLayout<Float>.size
     }
 }
 

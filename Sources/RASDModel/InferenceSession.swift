@@ -35,6 +35,10 @@ public final class InferenceSession {
     /// Number of committed tokens.
     public var committedLength: Int { committedTokens.count }
 
+    /// The most KV slots this session has written (committed tokens plus tree nodes): the part
+    /// of the cache that holds memory.
+    public private(set) var kvHighWater = 0
+
     /// Prompt tokens computed per forward pass by ``prefill(_:)``.
     public static let prefillChunk = 64
 
@@ -255,6 +259,7 @@ public final class InferenceSession {
         }
         let base = committedLength
         guard base + n <= capacity else { throw EngineError.contextFull(needed: base + n, capacity: capacity) }
+        kvHighWater = max(kvHighWater, base + n)
 
         // Ancestor chains, root first, as KV slots (node i's own KV lives in slot base + i).
         var chainStart = [Int](repeating: 0, count: n + 1)

@@ -96,9 +96,23 @@ struct BenchEngine: AsyncParsableCommand {
                 }
             }
         }
+        // Every kernel path on the same prompts: the measurement behind the C kernels.
+        var pathRows: [(KernelPath, Double, Double)] = []
+        for path in KernelPath.available {
+            let other = try InferenceSession(model: model, capacity: capacity, threads: threads, kernels: path)
+            var decode: [Double] = [], promptRates: [Double] = []
+            for _ in 0..<min(repeats, 3) {
+                decode.append(try EngineBenchmark.decodeTokensPerSecond(session: other, prompt: decodePrompt, count: 32))
+                promptRates.append(try EngineBenchmark.promptTokensPerSecond(session: other, prompt: Array(prompt.prefix(64))))
+            }
+            pathRows.append((path, median(decode), median(promptRates)))
+        }
+        let residentAfterDecoding = EngineBenchmark.residentBytes()
+        let kvAfterDecoding = session.kvCacheBytesTouched
         let curve = try VerifyCostCurve.measure(
             session: session, context: Array(prompt.prefix(context)), sizes: Array(1...maxTree), repeats: repeats)
         let resident = EngineBenchmark.residentBytes()
+        let kvBytes = session.kvCacheBytesTouched
 
         func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2f×", a / b) : "—" }
         func rate(_ v: Double) -> String { v > 0 ? String(format: "%.1f", v) : "—" }
@@ -112,6 +126,11 @@ struct BenchEngine: AsyncParsableCommand {
         if theirs.decode.isEmpty { print("llama.cpp: \(peerNote)") }
         if !agreement.isEmpty { print(agreement) }
         print("")
+        print("kernel paths (median of \(min(repeats, 3)); 32 decode steps, 64-token prompt):")
+        print("| kernels | decode tok/s | prompt tok/s |")
+        print("|---|---|---|")
+        for (path, decode, promptRate) in pathRows { print("| \(path) | \(rate(decode)) | \(rate(promptRate)) |") }
+        print("")
         print("verify cost after \(context) committed tokens (one single-token step = \(String(format: "%.2f", curve.singleStepSeconds * 1000)) ms):")
         print("| tree size | ms | × single step |")
         print("|---|---|---|")
@@ -119,12 +138,16 @@ struct BenchEngine: AsyncParsableCommand {
             print("| \(n) | \(String(format: "%.2f", s * 1000)) | \(String(format: "%.2f", r)) |")
         }
         let mib = { (b: Int) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
-        let kvBytes = session.kvCacheBytesInUse
-        if let resident {
-            let limit = Double(model.fileSize) * 1.5 + Double(kvBytes)
-            print("")
-            print("resident memory: \(mib(resident)) (GGUF \(mib(model.fileSize)), repacked weights \(mib(model.weightBytes)), KV cache in use \(mib(kvBytes)); limit 1.5 × GGUF + KV = \(mib(Int(limit))): \(Double(resident) <= limit ? "within" : "OVER"))")
+        func memoryLine(_ label: String, _ resident: Int?, kv: Int) {
+            guard let resident else { return }
+            let limit = Double(model.fileSize) * 1.5 + Double(kv)
+            let verdict = Double(resident) <= limit ? "within" : "OVER"
+            print("\(label): \(mib(resident)) resident; limit 1.5 × GGUF (\(mib(model.fileSize))) + KV cache touched (\(mib(kv))) = \(mib(Int(limit))): \(verdict)")
         }
+        print("")
+        print("memory (repacked weights \(mib(model.weightBytes))):")
+        memoryLine("after decode and prompt runs", residentAfterDecoding, kv: kvAfterDecoding)
+        memoryLine("after the verify curve (scratch for \(maxTree)-node trees, logits included)", resident, kv: kvBytes)
         if let json {
             let report = Report(
                 model: modelPath, machine: machine, threads: threads, kernels: session.kernelPath.rawValue,

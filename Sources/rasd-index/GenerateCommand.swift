@@ -36,7 +36,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Print the generated token ids on one line instead of text.")
+    @Flag(help: "Print the generated token ids on one line instead of text (until the tokenizer lands, ids are printed either way).")
     var ids = false
 
     @Option(help: "Threads for the forward pass.")
@@ -53,7 +53,7 @@ struct Generate: AsyncParsableCommand {
             model: model, capacity: min(model.config.contextLength, promptTokens.count + maxTokens + 1),
             threads: threads, kernels: try kernels.map(KernelPath.named))
         var sampler = try Sampler(temperature: temperature, topP: topP, seed: seed)
-        var output = TokenOutput(asIDs: ids || true)
+        var output = TokenOutput(asIDs: ids)
 
         let start = DispatchTime.now()
         try session.prefill(promptTokens)
@@ -105,7 +105,7 @@ struct Generate: AsyncParsableCommand {
 }
 
 /// Streams generated tokens to stdout. The seam for text output: once the tokenizer is in the
-/// build, `emit` decodes incrementally unless ids were asked for.
+/// build, `emit` decodes incrementally when `asIDs` is false; until then it prints ids.
 struct TokenOutput {
     let asIDs: Bool
     private var first = true
@@ -113,6 +113,7 @@ struct TokenOutput {
     init(asIDs: Bool) { self.asIDs = asIDs }
 
     mutating func emit(_ token: UInt32) {
+        // Text output needs RASDTokenizer (issue in progress): ids for now, whatever `asIDs` says.
         FileHandle.standardOutput.write(Data(((first ? "" : " ") + String(token)).utf8))
         first = false
     }

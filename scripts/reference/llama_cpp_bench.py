@@ -14,6 +14,12 @@ import llama_cpp
 from llama_cpp import Llama
 
 
+def last_logits(llm):
+    """The logits of the last evaluated token, read from the context (with logits_all=False
+    llama-cpp-python 0.3.36 does not copy them into llm.scores)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+
+
 def ids(text):
     return [int(t) for t in text.split(",") if t]
 
@@ -37,12 +43,12 @@ def main():
 
     llm.reset()
     llm.eval(decode_prompt)
-    token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    token = int(np.argmax(last_logits(llm)))
     decoded = [token]
     start = time.perf_counter()
     for _ in range(a.decode_tokens):
         llm.eval([token])
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        token = int(np.argmax(last_logits(llm)))
         decoded.append(token)
     decode_seconds = time.perf_counter() - start
 
