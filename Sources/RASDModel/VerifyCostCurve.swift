@@ -19,19 +19,23 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
     public var sizes: [Int]
     /// Median seconds of a verify of each size.
     public var seconds: [Double]
+    /// Verify time of each size divided by one single-token step: the median of ratios taken
+    /// from back-to-back pairs, so that machine load varying over the run cancels out.
+    public var relative: [Double]
 
     /// Creates a curve from measurements.
-    public init(contextLength: Int, threads: Int, kernels: String, singleStepSeconds: Double, sizes: [Int], seconds: [Double]) {
+    public init(
+        contextLength: Int, threads: Int, kernels: String, singleStepSeconds: Double, sizes: [Int], seconds: [Double],
+        relative: [Double]
+    ) {
         self.contextLength = contextLength
         self.threads = threads
         self.kernels = kernels
         self.singleStepSeconds = singleStepSeconds
         self.sizes = sizes
         self.seconds = seconds
+        self.relative = relative
     }
-
-    /// Verify time of each size divided by one single-token step.
-    public var relative: [Double] { seconds.map { $0 / singleStepSeconds } }
 
     /// Relative cost of a tree of `size` nodes, interpolated linearly between measured sizes and
     /// extrapolated from the last two beyond them.
@@ -53,8 +57,9 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
     /// and left holding `context`).
     ///
     /// Trees are binary heaps (node `i`'s parent is `(i - 1) / 2`) of pseudo-random tokens, a
-    /// shape between a chain and a star. Sizes are measured round-robin `repeats` times so that
-    /// machine noise spreads over all of them; each figure is a median.
+    /// shape between a chain and a star. Each sample times a single-token verify and a verify of
+    /// the size back to back; sizes are visited round-robin `repeats` times, and each figure is
+    /// a median.
     /// - Throws: ``EngineError`` when the context plus the largest tree does not fit.
     public static func measure(
         session: InferenceSession, context: [UInt32], sizes: [Int] = Array(1...64), repeats: Int = 5
@@ -64,29 +69,34 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
         }
         session.reset()
         if !context.isEmpty { try session.prefill(context) }
-        let vocabulary = UInt32(session.model.config.vocabularySize)
+        let vocabulary = session.model.config.vocabularySize
         var tokens: [UInt32] = [], parents: [Int32] = []
         for i in 0..<largest {
-            tokens.append(UInt32((i * 7919 + 13) % Int(vocabulary)))
+            tokens.append(UInt32((i * 7919 + 13) % vocabulary))
             parents.append(i == 0 ? -1 : Int32((i - 1) / 2))
         }
-        let ordered = Array(Set(sizes + [1])).sorted()
+        func time(_ n: Int) throws -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try session.verify(tokens: Array(tokens.prefix(n)), parents: Array(parents.prefix(n)))
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let ordered = Array(Set(sizes)).sorted()
+        _ = try time(largest)  // warm-up: buffers for the largest tree
+        var singles: [Double] = []
         var samples = [[Double]](repeating: [], count: ordered.count)
-        _ = try session.verify(tokens: Array(tokens.prefix(largest)), parents: Array(parents.prefix(largest)))  // warm-up
+        var ratios = [[Double]](repeating: [], count: ordered.count)
         for _ in 0..<repeats {
             for (i, n) in ordered.enumerated() {
-                let start = DispatchTime.now().uptimeNanoseconds
-                _ = try session.verify(tokens: Array(tokens.prefix(n)), parents: Array(parents.prefix(n)))
-                samples[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                let single = try time(1)
+                let t = try time(n)
+                singles.append(single)
+                samples[i].append(t)
+                ratios[i].append(t / single)
             }
         }
-        let medians = samples.map(median)
-        let single = medians[0]
-        let wanted = Array(Set(sizes)).sorted()
         return VerifyCostCurve(
             contextLength: context.count, threads: session.threadCount, kernels: session.kernelPath.rawValue,
-            singleStepSeconds: single, sizes: wanted,
-            seconds: wanted.map { n in medians[ordered.firstIndex(of: n) ?? 0] })
+            singleStepSeconds: median(singles), sizes: ordered, seconds: samples.map(median), relative: ratios.map(median))
     }
 }
 

@@ -69,7 +69,7 @@ struct BenchEngine: AsyncParsableCommand {
         let machine = Self.machineDescription()
         print("rasd-index bench engine: \(modelPath)")
         print("machine: \(machine); \(threads) threads; rasd kernels: \(session.kernelPath) (available: \(KernelPath.available.map(\.rawValue).joined(separator: ", ")))")
-        print("date: \(ISO8601DateFormatter().string(from: Date()))")
+        print("date: \(ISO8601DateFormatter().string(from: Date())); load average at start: \(Self.loadAverage())")
 
         _ = try EngineBenchmark.decodeTokensPerSecond(session: session, prompt: decodePrompt, count: 8)  // warm-up
         var ours: (decode: [Double], prompt: [Double]) = ([], [])
@@ -114,6 +114,7 @@ struct BenchEngine: AsyncParsableCommand {
         let resident = EngineBenchmark.residentBytes()
         let kvBytes = session.kvCacheBytesTouched
 
+        print("load average at end: \(Self.loadAverage()) (the machine is shared: compare ratios within this run)")
         func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2f×", a / b) : "—" }
         func rate(_ v: Double) -> String { v > 0 ? String(format: "%.1f", v) : "—" }
         let oursDecode = median(ours.decode), oursPrompt = median(ours.prompt)
@@ -174,6 +175,12 @@ struct BenchEngine: AsyncParsableCommand {
         var residentBytes: Int?
         var kvCacheBytes: Int
         var fileBytes: Int
+    }
+
+    /// The 1/5/15-minute load averages, where the OS reports them.
+    static func loadAverage() -> String {
+        let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
     static func machineDescription() -> String {
