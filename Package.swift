@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
-        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
     ],
     swiftLanguageModes: [.v6]
 )
