@@ -102,6 +102,24 @@ public final class InferenceSession {
     /// - Throws: ``EngineError`` for an empty prompt, bad token ids or a full context.
     @discardableResult
     public func prefill(_ tokens: [UInt32]) throws -> UInt32 {
+        try prefill(tokens, hiddenStates: nil)
+    }
+
+    /// ``prefill(_:)`` that also hands the final hidden state of every prompt token to `body`
+    /// (the draft head's input; ``hiddenState(node:normalized:)`` keeps only the last chunk's),
+    /// one chunk at a time as it is computed: `body(first, states)` receives the states of
+    /// tokens `first..<first + states.count / embeddingLength`, row-major, valid only during
+    /// the call. With `normalized`, the output norm's result (the output head's input).
+    @discardableResult
+    public func prefill(
+        _ tokens: [UInt32], normalized: Bool = true, hiddenStates body: (_ first: Int, _ states: UnsafeBufferPointer<Float>) throws -> Void
+    ) throws -> UInt32 {
+        try withoutActuallyEscaping(body) { try prefill(tokens, hiddenStates: (normalized, $0)) }
+    }
+
+    private func prefill(
+        _ tokens: [UInt32], hiddenStates: (normalized: Bool, body: (Int, UnsafeBufferPointer<Float>) throws -> Void)?
+    ) throws -> UInt32 {
         guard !tokens.isEmpty else { throw EngineError.invalidArgument("prefill needs at least one token") }
         try checkTokens(tokens)
         guard committedLength + tokens.count <= capacity else {
@@ -115,6 +133,10 @@ public final class InferenceSession {
             let isLast = start + chunk.count == tokens.count
             let argmax = try forward(tokens: chunk, parents: parents, logitNodes: isLast ? [chunk.count - 1] : [])
             if isLast { next = argmax[0] }
+            if let hiddenStates {
+                let states = (hiddenStates.normalized ? scratch.normalized : scratch.hidden).pointer(Float.self)
+                try hiddenStates.body(start, UnsafeBufferPointer(start: states, count: chunk.count * config.embeddingLength))
+            }
             try commit(path: Array(0..<chunk.count))
             start += chunk.count
         }

@@ -126,6 +126,36 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// A zeroed matrix of `rows` × `columns` in `format`, filled by the caller (row gathering).
+    init(format: Format, rows: Int, columns: Int) {
+        self.format = format
+        self.rows = rows
+        self.columns = columns
+        groups = (rows + 7) / 8
+        storage = AlignedBuffer(byteCount: groups * Self.groupBytes(format, columns: columns))
+        storage.raw.initializeMemory(as: UInt8.self, repeating: 0, count: storage.byteCount)
+    }
+
+    /// Copies row `sourceRow` of `source` (same format and width) into row `row`, bit for bit.
+    func copyRow(_ row: Int, from source: WeightMatrix, row sourceRow: Int) {
+        precondition(source.format == format && source.columns == columns, "rows are copied between matrices of one format and width")
+        let dst = storage.raw + (row / 8) * groupBytes, src = UnsafeRawPointer(source.storage.raw + (sourceRow / 8) * groupBytes)
+        let to = row % 8, from = sourceRow % 8
+        // (offset of lane 0, bytes per lane) of each piece of a row, repeated every `stride` bytes.
+        let pieces: [(offset: Int, bytes: Int)], stride: Int, units: Int
+        switch format {
+        case .q4_1: (pieces, stride, units) = ([(0, 2), (16, 2), (32, 4), (64, 4), (96, 4), (128, 4)], 160, blocks)
+        case .q8_0: (pieces, stride, units) = ([(0, 2)] + (0..<8).map { (16 + 32 * $0, 4) }, 272, blocks)
+        case .f16: (pieces, stride, units) = ([(0, 2)], 16, columns)
+        case .f32: (pieces, stride, units) = ([(0, 4)], 32, columns)
+        }
+        for u in 0..<units {
+            for (offset, bytes) in pieces {
+                (dst + u * stride + offset + to * bytes).copyMemory(from: src + u * stride + offset + from * bytes, byteCount: bytes)
+            }
+        }
+    }
+
     private static func groupBytes(_ format: Format, columns: Int) -> Int {
         switch format {
         case .q4_1: return columns / 32 * 160

@@ -1,0 +1,347 @@
+import CRASDKernels
+import Foundation
+
+/// The running state of a ``DraftHead`` over one context: its own KV cache of committed pairs
+/// (a target feature and the token after it) and the tentative nodes of the draft tree being
+/// grown.
+///
+/// Committed pair `j` sits at position `j` and KV slot `j`. A call to
+/// ``forward(tokens:features:parents:logitNodes:)`` appends tentative nodes: node `t` (counted
+/// over all calls since the last commit) has KV slot `committedLength + t`, position
+/// `committedLength + depth` (depth 0 below -1) and attends to the committed pairs and its own
+/// ancestors — the same tree attention as the target's verification. ``commitPrefix(_:)``
+/// keeps a leading chain of tentative nodes; ``discardTentative()`` drops the rest.
+///
+/// A session is used from one thread at a time; it runs its own worker threads.
+public final class DraftHeadSession {
+    public let head: DraftHead
+    /// Pairs the KV cache can hold (committed plus tentative).
+    public let capacity: Int
+    public let kernelPath: KernelPath
+    /// Committed pairs.
+    public private(set) var committedLength = 0
+    /// Tentative nodes since the last commit.
+    public var tentativeCount: Int { tentativeParents.count }
+
+    private let pool: WorkerPool
+    private let keys: AlignedBuffer, values: AlignedBuffer
+    private var tentativeParents: [Int32] = []
+    private var tentativeDepths: [Int] = []
+    private let ropeInverseFrequencies: [Float]
+    private var scratch = HeadScratch()
+
+    /// The predicted features of the last forward call's nodes (`nodes × embeddingLength`).
+    public private(set) var predictedFeatures: [Float] = []
+    /// The draft-vocabulary probabilities of the last call's `logitNodes`, row by row
+    /// (`count × vocabulary.count`; softmax over the draft vocabulary).
+    public private(set) var probabilities: [Float] = []
+
+    /// Creates a session.
+    /// - Parameters:
+    ///   - capacity: pairs the KV cache holds (the target context's length is enough).
+    ///   - threads: threads per forward call (the calling thread included).
+    public init(head: DraftHead, capacity: Int, threads: Int = 2, kernels: KernelPath? = nil) throws {
+        guard capacity > 0, (1...256).contains(threads) else {
+            throw EngineError.invalidArgument("a draft head session needs a positive capacity and 1...256 threads")
+        }
+        self.head = head
+        self.capacity = capacity
+        kernelPath = try kernels ?? KernelPath.fromEnvironment()
+        pool = WorkerPool(threads: threads)
+        let kvBytes = capacity * head.config.kvWidth * 4
+        keys = AlignedBuffer(byteCount: kvBytes)
+        values = AlignedBuffer(byteCount: kvBytes)
+        // Pair (2i, 2i+1) turns by pos · base^(-2i/n), the power by repeated multiplication in
+        // Float as the target's RoPE does.
+        let n = head.config.headDimension
+        let step = powf(head.config.ropeFrequencyBase, -2 / Float(n))
+        var theta: Float = 1
+        var inverse: [Float] = []
+        for _ in 0..<(n / 2) {
+            inverse.append(theta)
+            theta *= step
+        }
+        ropeInverseFrequencies = inverse
+    }
+
+    /// Forgets everything.
+    public func reset() {
+        committedLength = 0
+        discardTentative()
+    }
+
+    /// Drops committed pairs after the first `length` (and every tentative node).
+    public func truncate(to length: Int) throws {
+        guard length >= 0, length <= committedLength else {
+            throw EngineError.invalidArgument("cannot truncate a draft head context of \(committedLength) pairs to \(length)")
+        }
+        committedLength = length
+        discardTentative()
+    }
+
+    /// Drops every tentative node.
+    public func discardTentative() {
+        tentativeParents.removeAll(keepingCapacity: true)
+        tentativeDepths.removeAll(keepingCapacity: true)
+    }
+
+    /// Commits tentative nodes `0..<count`, which must be a chain from the committed context
+    /// (node `i`'s parent is `i - 1`); later tentative nodes stay, renumbered from 0, and those
+    /// below node `count - 1` now hang from the committed context.
+    public func commitPrefix(_ count: Int) throws {
+        guard count >= 0, count <= tentativeCount else {
+            throw EngineError.invalidPath("cannot commit \(count) of \(tentativeCount) tentative nodes")
+        }
+        for i in 0..<count where tentativeParents[i] != Int32(i - 1) {
+            throw EngineError.invalidPath("tentative node \(i)'s parent is \(tentativeParents[i]), not \(i - 1): not a chain")
+        }
+        for i in count..<tentativeCount where tentativeParents[i] >= 0 && tentativeParents[i] < Int32(count - 1) {
+            throw EngineError.invalidPath("tentative node \(i) hangs from committed node \(tentativeParents[i]), not the chain's end")
+        }
+        // KV slots are committedLength + index, so committing a leading chain moves nothing.
+        committedLength += count
+        tentativeParents.removeFirst(count)
+        tentativeDepths.removeFirst(count)
+        for i in tentativeParents.indices {
+            tentativeParents[i] -= Int32(count)
+            if tentativeParents[i] < 0 { tentativeParents[i] = -1 }
+            tentativeDepths[i] -= count
+        }
+    }
+
+    /// Runs the head over new tentative nodes.
+    ///
+    /// - Parameters:
+    ///   - tokens: the token of each node (the token after its feature).
+    ///   - features: each node's input feature, row-major (`tokens.count × embeddingLength`): the
+    ///     target's normalized hidden state, or a predicted feature of the head.
+    ///   - parents: each node's parent: -1 (directly after the committed pairs) or a tentative
+    ///     node (of an earlier call, or earlier in this one).
+    ///   - logitNodes: indices into this call's nodes whose draft distribution is wanted
+    ///     (``probabilities``, in this order).
+    /// - Throws: ``EngineError`` for a malformed tree, bad tokens or a full cache.
+    public func forward(tokens: [UInt32], features: UnsafeBufferPointer<Float>, parents: [Int32], logitNodes: [Int]) throws {
+        let c = head.config
+        let d = c.embeddingLength, n = tokens.count
+        guard n > 0, parents.count == n, features.count == n * d else {
+            throw EngineError.invalidTree("\(n) tokens, \(parents.count) parents and \(features.count) feature values (need \(n) × \(d))")
+        }
+        let first = tentativeCount
+        for i in 0..<n {
+            let p = Int(parents[i])
+            guard p >= -1, p < first + i else { throw EngineError.invalidTree("parents[\(i)] is \(p) with \(first + i) tentative nodes before it") }
+            guard Int(tokens[i]) < head.target.config.vocabularySize else {
+                throw EngineError.tokenOutOfRange(token: tokens[i], vocabularySize: head.target.config.vocabularySize)
+            }
+        }
+        for r in logitNodes where r < 0 || r >= n { throw EngineError.invalidArgument("logit node \(r) is not one of the \(n) nodes") }
+        guard committedLength + first + n <= capacity else {
+            throw EngineError.contextFull(needed: committedLength + first + n, capacity: capacity)
+        }
+        for i in 0..<n {
+            tentativeParents.append(parents[i])
+            tentativeDepths.append(parents[i] < 0 ? 0 : tentativeDepths[Int(parents[i])] + 1)
+        }
+
+        let s = scratch
+        s.reserve(nodes: n, logitRows: logitNodes.count, head: head)
+        let path = kernelPath
+        let ff = c.feedForwardLength, attentionWidth = c.headCount * c.headDimension, kv = c.kvWidth
+
+        // Input: [embedding(token); feature] per node, then fc + bias.
+        let input = s.input.pointer(Float.self)
+        for i in 0..<n {
+            head.target.tokenEmbedding.dequantizeRow(Int(tokens[i]), into: input + i * 2 * d)
+            (input + i * 2 * d + d).update(from: features.baseAddress! + i * d, count: d)
+        }
+        let h = s.h.pointer(Float.self), xn = s.xn.pointer(Float.self)
+        s.wide.quantize(input, rows: n, stride: 2 * d)
+        multiply([(head.fc, h, d)], input: input, stride: 2 * d, quantized: s.wide, nodes: n, path: path)
+        for i in 0..<n { for j in 0..<d { h[i * d + j] += head.fcBias[j] } }
+
+        // Attention.
+        rmsNorm(h, head.attentionNorm, into: xn, rows: n)
+        s.narrow.quantize(xn, rows: n, stride: d)
+        let q = s.q.pointer(Float.self), k = s.k.pointer(Float.self), v = s.v.pointer(Float.self)
+        multiply([(head.query, q, attentionWidth), (head.key, k, kv), (head.value, v, kv)], input: xn, stride: d, quantized: s.narrow, nodes: n, path: path)
+        let keyCache = keys.pointer(Float.self), valueCache = values.pointer(Float.self)
+        let hd = c.headDimension, pairs = hd / 2
+        for i in 0..<n {
+            let position = Float(committedLength + tentativeDepths[first + i])
+            for p in 0..<pairs {
+                let theta = position * ropeInverseFrequencies[p]
+                let cs = cosf(theta), sn = sinf(theta)
+                for hq in 0..<c.headCount { rotate(q + i * attentionWidth + hq * hd, p, cs, sn) }
+                for hk in 0..<c.kvHeadCount { rotate(k + i * kv + hk * hd, p, cs, sn) }
+            }
+            let slot = committedLength + first + i
+            (keyCache + slot * kv).update(from: k + i * kv, count: kv)
+            (valueCache + slot * kv).update(from: v + i * kv, count: kv)
+        }
+        let attention = s.attention.pointer(Float.self)
+        let scale = 1 / sqrtf(Float(hd))
+        let group = c.headCount / c.kvHeadCount
+        let scores = s.scores(count: committedLength + first + n)
+        for i in 0..<n {
+            var chain: [Int32] = []
+            var j = first + i
+            while j >= 0 {
+                chain.append(Int32(committedLength + j))
+                j = Int(tentativeParents[j])
+            }
+            chain.reverse()
+            chain.withUnsafeBufferPointer { chain in
+                for hq in 0..<c.headCount {
+                    let offset = (hq / group) * hd
+                    let qh = UnsafePointer(q + i * attentionWidth + hq * hd), out = attention + i * attentionWidth + hq * hd
+                    if path == .portable {
+                        PortableMath.attention(
+                            q: qh, keys: keyCache + offset, values: valueCache + offset, stride: kv, committed: committedLength,
+                            chain: chain.baseAddress!, chainCount: chain.count, hd: hd, scale: scale, scores: scores, out: out)
+                    } else {
+                        rasd_attention_avx2(
+                            qh, keyCache + offset, valueCache + offset, kv, committedLength, chain.baseAddress!, chain.count, hd, scale,
+                            scores, out)
+                    }
+                }
+            }
+        }
+        let projection = s.projection.pointer(Float.self)
+        s.narrow.quantize(attention, rows: n, stride: attentionWidth)
+        multiply([(head.attentionOutput, projection, d)], input: attention, stride: attentionWidth, quantized: s.narrow, nodes: n, path: path)
+        for i in 0..<(n * d) { h[i] += projection[i] }
+
+        // Feed-forward.
+        rmsNorm(h, head.ffnNorm, into: xn, rows: n)
+        s.narrow.quantize(xn, rows: n, stride: d)
+        let gate = s.gate.pointer(Float.self), up = s.up.pointer(Float.self)
+        let ffStride = head.gate.paddedRows
+        multiply([(head.gate, gate, ffStride), (head.up, up, ffStride)], input: xn, stride: d, quantized: s.narrow, nodes: n, path: path)
+        for i in 0..<n {
+            let g = gate + i * ffStride, u = up + i * ffStride
+            for r in 0..<ff { g[r] = g[r] / (1 + PortableMath.exp(-g[r])) * u[r] }
+        }
+        s.feedForward.quantize(gate, rows: n, stride: ffStride)
+        multiply([(head.down, projection, d)], input: gate, stride: ffStride, quantized: s.feedForward, nodes: n, path: path)
+        for i in 0..<(n * d) { h[i] += projection[i] }
+
+        // The predicted features, and the draft distribution of the requested nodes.
+        predictedFeatures.removeAll(keepingCapacity: true)
+        predictedFeatures.append(contentsOf: repeatElement(0, count: n * d))
+        predictedFeatures.withUnsafeMutableBufferPointer { out in rmsNorm(h, head.outputNorm, into: out.baseAddress!, rows: n) }
+        let rows = logitNodes.count
+        let v0 = head.vocabulary.count, stride = head.output.paddedRows
+        probabilities.removeAll(keepingCapacity: true)
+        guard rows > 0 else { return }
+        let selected = s.xn.pointer(Float.self)
+        predictedFeatures.withUnsafeBufferPointer { f in
+            for (r, node) in logitNodes.enumerated() { (selected + r * d).update(from: f.baseAddress! + node * d, count: d) }
+        }
+        s.narrow.quantize(selected, rows: rows, stride: d)
+        let logits = s.logits.pointer(Float.self)
+        multiply([(head.output, logits, stride)], input: selected, stride: d, quantized: s.narrow, nodes: rows, path: path)
+        probabilities.append(contentsOf: repeatElement(0, count: rows * v0))
+        probabilities.withUnsafeMutableBufferPointer { out in
+            for r in 0..<rows {
+                let row = logits + r * stride, o = out.baseAddress! + r * v0
+                var maximum = -Float.infinity
+                for i in 0..<v0 where row[i] > maximum { maximum = row[i] }
+                var sum: Float = 0
+                for i in 0..<v0 {
+                    let e = PortableMath.exp(row[i] - maximum)
+                    o[i] = e
+                    sum += e
+                }
+                let inverse = 1 / sum
+                for i in 0..<v0 { o[i] *= inverse }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func rotate(_ head: UnsafeMutablePointer<Float>, _ p: Int, _ c: Float, _ s: Float) {
+        let a = head[2 * p], b = head[2 * p + 1]
+        head[2 * p] = a * c - b * s
+        head[2 * p + 1] = a * s + b * c
+    }
+
+    /// RMSNorm as the target computes it (mean of squares summed in Double).
+    private func rmsNorm(_ x: UnsafePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Int) {
+        let d = head.config.embeddingLength, eps = head.config.normEpsilon
+        for t in 0..<rows {
+            let xt = x + t * d, ot = out + t * d
+            var sum: Double = 0
+            for i in 0..<d { sum += Double(xt[i] * xt[i]) }
+            let scale = 1 / sqrtf(Float(sum / Double(d)) + eps)
+            for i in 0..<d { ot[i] = (xt[i] * scale) * weight[i] }
+        }
+    }
+
+    /// Matrix products of one input, their row groups split across the pool.
+    private func multiply(
+        _ products: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], input: UnsafeMutablePointer<Float>, stride: Int,
+        quantized: QuantizedActivations, nodes n: Int, path: KernelPath
+    ) {
+        let total = products.reduce(0) { $0 + $1.0.groups }
+        let chunks = min(total, pool.threadCount == 1 ? 1 : 4 * pool.threadCount)
+        pool.run(chunks: chunks) { chunk in
+            let range = share(total, worker: chunk, of: chunks)
+            var offset = 0
+            for (m, out, outStride) in products {
+                let lower = max(range.lowerBound - offset, 0), upper = min(range.upperBound - offset, m.groups)
+                if lower < upper {
+                    m.multiply(x: input, xStride: stride, quantized: quantized, tokens: n, output: out, outputStride: outStride, groups: lower..<upper, path: path)
+                }
+                offset += m.groups
+            }
+        }
+    }
+}
+
+/// Buffers of a draft head session, grown on demand.
+private final class HeadScratch {
+    private(set) var nodes = 0
+    private(set) var logitRows = 0
+    var input = AlignedBuffer(byteCount: 0), h = AlignedBuffer(byteCount: 0), xn = AlignedBuffer(byteCount: 0)
+    var q = AlignedBuffer(byteCount: 0), k = AlignedBuffer(byteCount: 0), v = AlignedBuffer(byteCount: 0)
+    var attention = AlignedBuffer(byteCount: 0), projection = AlignedBuffer(byteCount: 0)
+    var gate = AlignedBuffer(byteCount: 0), up = AlignedBuffer(byteCount: 0)
+    var logits = AlignedBuffer(byteCount: 0)
+    private var scoreBuffer = AlignedBuffer(byteCount: 0)
+    var wide = QuantizedActivations(columns: 32, capacity: 1)
+    var narrow = QuantizedActivations(columns: 32, capacity: 1)
+    var feedForward = QuantizedActivations(columns: 32, capacity: 1)
+
+    func reserve(nodes n: Int, logitRows r: Int, head: DraftHead) {
+        let c = head.config
+        let d = c.embeddingLength
+        if n > nodes {
+            nodes = max(n, 2 * nodes, 16)
+            let f = nodes * 4
+            let attentionWidth = c.headCount * c.headDimension
+            input = AlignedBuffer(byteCount: f * 2 * d)
+            h = AlignedBuffer(byteCount: f * d)
+            xn = AlignedBuffer(byteCount: f * max(d, attentionWidth))
+            q = AlignedBuffer(byteCount: f * head.query.paddedRows)
+            k = AlignedBuffer(byteCount: f * head.key.paddedRows)
+            v = AlignedBuffer(byteCount: f * head.value.paddedRows)
+            attention = AlignedBuffer(byteCount: f * attentionWidth)
+            projection = AlignedBuffer(byteCount: f * max(head.attentionOutput.paddedRows, head.down.paddedRows))
+            gate = AlignedBuffer(byteCount: f * head.gate.paddedRows)
+            up = AlignedBuffer(byteCount: f * head.up.paddedRows)
+            wide = QuantizedActivations(columns: 2 * d, capacity: nodes)
+            narrow = QuantizedActivations(columns: max(d, attentionWidth), capacity: nodes)
+            feedForward = QuantizedActivations(columns: head.gate.paddedRows, capacity: nodes)
+        }
+        if r > logitRows {
+            logitRows = max(r, 2 * logitRows, 16)
+            logits = AlignedBuffer(byteCount: logitRows * head.output.paddedRows * 4)
+        }
+    }
+
+    func scores(count: Int) -> UnsafeMutablePointer<Float> {
+        let needed = (count + 15) / 16 * 16 * 4
+        if scoreBuffer.byteCount < needed { scoreBuffer = AlignedBuffer(byteCount: max(needed, 2 * scoreBuffer.byteCount)) }
+        return scoreBuffer.pointer(Float.self)
+    }
+}
