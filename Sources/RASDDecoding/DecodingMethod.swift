@@ -39,17 +39,23 @@ extension Datastore: RetrievalSource {
 }
 
 /// A model drafter: proposes a tree of likely next tokens with probabilities (EAGLE-style heads
-/// implement this).
+/// implement this). It reads the target's final hidden states (normalized: the output head's
+/// input, `embeddingLength` floats per token), which the decoder hands over.
+///
+/// Calls: ``begin(prompt:hiddenStates:)`` once per request, then per decode step
+/// ``draft(after:budget:rootTopK:)`` followed by ``accepted(tokens:hiddenStates:)``.
 public protocol Drafter: AnyObject {
     /// A short name for statistics.
     var name: String { get }
-    /// Starts a request: the target has just committed `prompt` (its hidden states are the
-    /// session's last forward pass).
-    func begin(prompt: [UInt32]) throws
+    /// Starts a request: the target has committed `prompt`; `hiddenStates` holds its hidden
+    /// state after every prompt token (`prompt.count × embeddingLength`, row-major), captured by
+    /// the decoder at prefill (a request that reuses the prompt's KV entries gets them again).
+    func begin(prompt: [UInt32], hiddenStates: [Float]) throws
     /// A draft tree of at most `budget` nodes for the tokens after `pendingToken` (the token the
-    /// target will verify first), and the drafter's distribution at the root, as top tokens.
-    func draft(after pendingToken: UInt32, budget: Int) throws -> (tree: TokenTree, root: TopTokens)
-    /// The target accepted `tokens` (the pending token first) at the session's last verification
-    /// rows `rows`; the drafter updates its state from the target's hidden states there.
-    func accepted(tokens: [UInt32], rows: [Int32]) throws
+    /// target will verify first), and the drafter's `rootTopK` most probable tokens at the root
+    /// (what RASD prunes retrieval with).
+    func draft(after pendingToken: UInt32, budget: Int, rootTopK: Int) throws -> (tree: TokenTree, root: TopTokens)
+    /// The target accepted `tokens` (the pending token first, then the accepted draft tokens);
+    /// `hiddenStates` are its hidden states after each of them (`tokens.count × embeddingLength`).
+    func accepted(tokens: [UInt32], hiddenStates: [Float]) throws
 }

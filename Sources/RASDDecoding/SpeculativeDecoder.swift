@@ -99,7 +99,8 @@ public final class SpeculativeDecoder {
     private var layout = TreeLayout()
     private var accepted = AcceptedPath()
     private let retrievalQueue = DispatchQueue(label: "rasd.decoding.retrieval")
-    private var lastPrefill: (prompt: [UInt32], next: UInt32)?
+    /// The last prompt prefilled, its greedy next token and (with a drafter) its hidden states.
+    private var lastPrefill: (prompt: [UInt32], next: UInt32, hiddenStates: [Float])?
 
     /// Creates a decoder.
     /// - Parameters:
@@ -132,18 +133,31 @@ public final class SpeculativeDecoder {
         let clock = ContinuousClock()
         let prefillStart = clock.now
         var pending: UInt32
+        let promptHiddenStates: [Float]
         if let last = lastPrefill, last.prompt == prompt, session.committedTokens.starts(with: prompt) {
             // Same prompt as the previous generation: its KV entries are still in the cache
             // (computed identically whatever follows), so roll back to them instead of recomputing.
             try session.truncate(to: prompt.count)
             pending = last.next
+            promptHiddenStates = last.hiddenStates
         } else {
             session.reset()
-            pending = try session.prefill(prompt)
-            lastPrefill = (prompt, pending)
+            lastPrefill = nil
+            if drafter != nil {
+                // Keep the prompt's hidden states for the drafter (this request's and later ones').
+                var states: [Float] = []
+                states.reserveCapacity(prompt.count * session.model.config.embeddingLength)
+                pending = try session.prefill(prompt) { _, chunk in states.append(contentsOf: chunk) }
+                promptHiddenStates = states
+            } else {
+                pending = try session.prefill(prompt)
+                promptHiddenStates = []
+            }
+            lastPrefill = (prompt, pending, promptHiddenStates)
         }
+        // The drafter's pass over the prompt counts as prefill, like the target's.
+        if let drafter, options.method.usesDrafter { try drafter.begin(prompt: prompt, hiddenStates: promptHiddenStates) }
         stats.prefillSeconds = seconds(clock.now - prefillStart)
-        if let drafter, options.method.usesDrafter { try drafter.begin(prompt: prompt) }
 
         var context = ContextIndex(parameters: options.retrieval)
         if options.method.usesContext { context.append(contentsOf: prompt) }
@@ -219,7 +233,7 @@ public final class SpeculativeDecoder {
             draftTree.removeAll()
             if options.method.usesDrafter, let drafter {
                 let t0 = clock.now
-                let d = try drafter.draft(after: pending, budget: options.budget.maximum)
+                let d = try drafter.draft(after: pending, budget: options.budget.maximum, rootTopK: options.pruneTopK)
                 draftTree = d.tree
                 rootTop = d.root
                 stats.draftSeconds += seconds(clock.now - t0)
@@ -277,7 +291,13 @@ public final class SpeculativeDecoder {
                 }
             }
             budget.record(tree: verified, verified: k, accepted: acceptedNodes)
-            if options.method.usesDrafter, let drafter { try drafter.accepted(tokens: [pending] + accepted.tokens, rows: kept) }
+            if options.method.usesDrafter, let drafter {
+                let t1 = clock.now
+                var states: [Float] = []
+                for row in kept { states += try session.hiddenState(node: Int(row), normalized: true) }
+                try drafter.accepted(tokens: [pending] + accepted.tokens, hiddenStates: states)
+                stats.draftSeconds += seconds(clock.now - t1)
+            }
 
             pending = accepted.bonusToken
             guard try emit(accepted.tokens + [pending]) else { break }
