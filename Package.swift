@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
         .library(name: "RASDDecoding", targets: ["RASDDecoding"]),
+        .library(name: "RASDDraftHead", targets: ["RASDDraftHead"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,11 +61,13 @@ let package = Package(
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees", "CRASDKernels"]),
         // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
         .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
+        // The EAGLE-style draft head: its drafter (dynamic draft tree), loading, training data.
+        .target(name: "RASDDraftHead", dependencies: ["RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF"]),
 
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding", "RASDDraftHead",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
@@ -78,6 +81,11 @@ let package = Package(
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
+        // Resources/ holds golden outputs read by path (scripts/draft-head/make_golden.py writes them).
+        .testTarget(
+            name: "RASDDraftHeadTests",
+            dependencies: ["RASDDraftHead", "RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF", "RASDDatastore"],
+            exclude: ["Resources"]),
         .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
     ],
     swiftLanguageModes: [.v6]

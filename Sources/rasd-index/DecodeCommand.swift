@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RASDDatastore
 import RASDDecoding
+import RASDDraftHead
 import RASDGGUF
 import RASDModel
 import RASDTokenizer
@@ -48,6 +49,9 @@ struct Decode: AsyncParsableCommand {
     @Flag(help: "Print the generated token ids on one line instead of text.")
     var ids = false
 
+    @Option(help: "Draft head for --method draft and rasd (default: heads/<model>.draft-head.gguf).")
+    var draftHead: String?
+
     @Option(help: "Threads for the forward pass.")
     var threads = 2
 
@@ -86,7 +90,10 @@ struct Decode: AsyncParsableCommand {
         let curve = method == .ar || treeBudget != .adaptive(maximum: maxBudget)
             ? nil : try VerifyCostCurveCache.curve(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
-        let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: nil, costCurve: curve)
+        let drafter = method.usesDrafter
+            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: threads)
+            : nil
+        let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: drafter, costCurve: curve)
         var output = TokenStream(tokenizer: tokenizer, asIDs: ids)
         let options = DecodeOptions(
             method: method, maxTokens: maxTokens, stopTokens: renderer.stopTokens, budget: treeBudget,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RASDDatastore
 import RASDDecoding
+import RASDDraftHead
 import RASDGGUF
 import RASDModel
 import RASDTokenizer
@@ -47,6 +48,9 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "GGUF model (default: the reference model).")
     var model: String?
 
+    @Option(help: "Draft head for the draft and rasd methods (default: heads/<model>.draft-head.gguf).")
+    var draftHead: String?
+
     @Option(help: "Threads for the forward pass.")
     var threads = 2
 
@@ -72,6 +76,9 @@ struct Eval: AsyncParsableCommand {
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("eval: " + $0 + "\n").utf8)) }
         let curve = try VerifyCostCurveCache.curve(
             model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
+        let drafter = methodList.contains(where: \.usesDrafter)
+            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: threads)
+            : nil
         var stores: [String: RetrievalSource] = [:]
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)
         let evaluation = Evaluation(
@@ -89,7 +96,7 @@ struct Eval: AsyncParsableCommand {
                 stores[name] = s
                 return s
             },
-            drafter: nil, log: log)
+            drafter: drafter, log: log)
         let report = EvaluationReport(
             machine: Machine.description, date: Machine.date, model: URL(fileURLWithPath: modelPath).lastPathComponent,
             kernels: session.kernelPath.rawValue, threads: threads, budget: treeBudget.description, promptBudget: promptBudget,
