@@ -20,11 +20,13 @@ public struct DraftHeadBenchmark {
         public var treeBudget: Int
         /// Target verification of the pending token plus a `treeBudget`-node tree.
         public var targetVerify: Double
+        public var threads: Int
+        public var headThreads: Int
     }
 
     /// Runs `samples` interleaved rounds after a context of `context` pseudo-random tokens.
     public static func run(
-        head: DraftHead, context: Int, samples: Int, levelWidth: Int = 8, treeBudget: Int = 32, threads: Int = 2
+        head: DraftHead, context: Int, samples: Int, levelWidth: Int = 8, treeBudget: Int = 32, threads: Int = 2, headThreads: Int = 1
     ) throws -> Figures {
         let model = head.target
         let d = model.config.embeddingLength
@@ -32,7 +34,7 @@ public struct DraftHeadBenchmark {
         let session = try InferenceSession(model: model, capacity: context + treeBudget + 8, threads: threads)
         var states: [Float] = []
         let next = try session.prefill(tokens) { _, chunk in states.append(contentsOf: chunk) }
-        let drafter = try DraftHeadDrafter(head: head, capacity: context + 256, threads: threads)
+        let drafter = try DraftHeadDrafter(head: head, capacity: context + 256, threads: headThreads)
         try drafter.begin(prompt: tokens, hiddenStates: states)
         let headSession = drafter.session
         let feature = Array(states.suffix(d))
@@ -78,6 +80,7 @@ public struct DraftHeadBenchmark {
         }
         return Figures(
             context: context, samples: samples, targetStep: median(target), headStep: median(step), headLevel: median(level),
-            levelWidth: levelWidth, draftTree: median(tree), treeBudget: treeBudget, targetVerify: median(verify))
+            levelWidth: levelWidth, draftTree: median(tree), treeBudget: treeBudget, targetVerify: median(verify),
+            threads: threads, headThreads: headThreads)
     }
 }

@@ -49,8 +49,9 @@ public final class DraftHeadDrafter: Drafter {
     private var top = TopTokens()
 
     /// A drafter over `head` whose cache holds `capacity` pairs (the target session's capacity
-    /// plus a draft tree).
-    public init(head: DraftHead, capacity: Int, threads: Int = 2, options: DraftTreeOptions = DraftTreeOptions()) throws {
+    /// plus a draft tree). One thread by default: a draft step is short enough that handing
+    /// work to a second thread costs more than it saves on a busy machine.
+    public init(head: DraftHead, capacity: Int, threads: Int = 1, options: DraftTreeOptions = DraftTreeOptions()) throws {
         self.head = head
         self.options = options
         width = head.config.embeddingLength

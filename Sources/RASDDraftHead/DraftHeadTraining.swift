@@ -19,7 +19,7 @@ public struct DraftHeadTraining {
     public var scripts: String
     /// Evaluation task sets the training set must be disjoint from.
     public var taskDirectory: String
-    public var textCharacters = 1_000_000
+    public var textCharacters = 500_000
     public var prompts = 120
     public var steps = 1500
     public var vocabulary = 8192

@@ -25,15 +25,18 @@ struct BenchDraftHead: AsyncParsableCommand {
     @Option(help: "Nodes of the draft tree and of the verified tree.")
     var budget = 32
 
-    @Option(help: "Threads, for the target and the head alike.")
+    @Option(help: "Threads for the target.")
     var threads = 2
+
+    @Option(help: "Threads for the head (its steps are short: thread hand-offs cost more than they save on a busy machine).")
+    var headThreads = 1
 
     func run() async throws {
         let modelPath = try model ?? ReferenceModel.existingPath()
         let llama = try LlamaModel(path: modelPath)
         let head = try DraftHeadLocation.load(draftHead, model: llama)
-        let f = try DraftHeadBenchmark.run(head: head, context: context, samples: samples, treeBudget: budget, threads: threads)
-        print("Machine: \(Machine.description). Date: \(Machine.date). \(threads) threads, context \(context) tokens, \(samples) interleaved samples (medians).")
+        let f = try DraftHeadBenchmark.run(head: head, context: context, samples: samples, treeBudget: budget, threads: threads, headThreads: headThreads)
+        print("Machine: \(Machine.description). Date: \(Machine.date). \(threads) target threads, \(headThreads) head threads, context \(context) tokens, \(samples) interleaved samples (medians).")
         print("Head: \(head.path) (\(head.vocabulary.count)-token draft vocabulary, \(String(format: "%.1f", Double(head.weightBytes) / 1_048_576)) MiB in memory).\n")
         print("| step | median | vs target step |")
         print("|---|---:|---:|")

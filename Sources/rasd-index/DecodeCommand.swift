@@ -55,6 +55,9 @@ struct Decode: AsyncParsableCommand {
     @Option(help: "Threads for the forward pass.")
     var threads = 2
 
+    @Option(help: "Threads for the draft head.")
+    var headThreads = 1
+
     @Option(help: "Kernel path: portable, avx2 or avx512vnni (default: the fastest this CPU runs).")
     var kernels: String?
 
@@ -91,7 +94,7 @@ struct Decode: AsyncParsableCommand {
             ? nil : try VerifyCostCurveCache.curve(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = method.usesDrafter
-            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: threads)
+            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
             : nil
         let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: drafter, costCurve: curve)
         var output = TokenStream(tokenizer: tokenizer, asIDs: ids)

@@ -29,7 +29,7 @@ struct DraftHeadTrain: AsyncParsableCommand {
     @Option(help: "GGUF model file (default: the reference model).")
     var model: String?
 
-    @Option(help: "Corpus to train on (code, docs, papers); repeatable.")
+    @Option(help: "Corpus to train on (code, docs, papers; default all three); repeatable.")
     var corpus: [String] = []
 
     @Option(help: "The head's GGUF (default: heads/<model>.draft-head.gguf).")
@@ -42,7 +42,7 @@ struct DraftHeadTrain: AsyncParsableCommand {
     var tasks: String?
 
     @Option(help: "Characters of corpus text per corpus.")
-    var textChars = 1_000_000
+    var textChars = 500_000
 
     @Option(help: "Greedy-answer prompts per corpus and kind.")
     var prompts = 120
@@ -69,7 +69,7 @@ struct DraftHeadTrain: AsyncParsableCommand {
         }
         let stem = DraftHeadLocation.fileName(forModel: modelPath).replacingOccurrences(of: ".draft-head.gguf", with: "")
         var training = DraftHeadTraining(
-            modelPath: modelPath, corpora: corpus.isEmpty ? ["code", "docs"] : corpus,
+            modelPath: modelPath, corpora: corpus.isEmpty ? ["code", "docs", "papers"] : corpus,
             output: out ?? "heads/" + DraftHeadLocation.fileName(forModel: modelPath),
             workDirectory: work ?? ReferenceModel.cacheDirectory + "/draft-head/\(stem)-seed\(seed)",
             scripts: "scripts/draft-head", taskDirectory: tasks ?? ReferenceModel.cacheDirectory + "/tasks")

@@ -36,6 +36,9 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "Speculative nodes per step: 'auto' or a number.")
     var budget = "auto"
 
+    @Option(help: "Most speculative nodes an automatic budget may choose.")
+    var maxBudget = 63
+
     @Option(help: "Directory for eval.json, eval.md, eval.svg (default: results/eval-<time>).")
     var out: String?
 
@@ -54,6 +57,9 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "Threads for the forward pass.")
     var threads = 2
 
+    @Option(help: "Threads for the draft head.")
+    var headThreads = 1
+
     @Option(help: "Kernel path: portable, avx2 or avx512vnni.")
     var kernels: String?
 
@@ -64,7 +70,7 @@ struct Eval: AsyncParsableCommand {
             return m
         }
         let treeBudget: TreeBudget
-        if budget == "auto" { treeBudget = .adaptive(maximum: 63) } else if let n = Int(budget), n >= 0 { treeBudget = .fixed(n) } else {
+        if budget == "auto" { treeBudget = .adaptive(maximum: maxBudget) } else if let n = Int(budget), n >= 0 { treeBudget = .fixed(n) } else {
             throw ValidationError("--budget must be 'auto' or a number")
         }
         let modelPath = try model ?? ReferenceModel.existingPath()
@@ -77,7 +83,7 @@ struct Eval: AsyncParsableCommand {
         let curve = try VerifyCostCurveCache.curve(
             model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = methodList.contains(where: \.usesDrafter)
-            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: threads)
+            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
             : nil
         var stores: [String: RetrievalSource] = [:]
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)

@@ -200,13 +200,15 @@ def main():
     s = 0
     while s < planned:
         s += 1
-        if s == 22 and a.max_minutes:
-            per_step = (time.time() - t_steps) / 20
-            fits = int((60 * a.max_minutes - (time.time() - t0)) / (per_step * 1.04)) + 20
+        if a.max_minutes and s > 2 and (s - 2) % 50 == 0:
+            # Re-plan from the last 50 steps' pace (the machine is shared: it changes).
+            per_step = (time.time() - t_steps) / 50
+            t_steps = time.time()
+            fits = s + int((60 * a.max_minutes - (time.time() - t0) - 60) / (per_step * 1.05))
             if fits < planned:
                 print(f"train: {per_step:.1f} s per step; {planned} steps do not fit in --max-minutes {a.max_minutes}, "
-                      f"planning {fits}", file=sys.stderr)
-                planned = fits
+                      f"planning {max(fits, s + 1)}", file=sys.stderr)
+                planned = max(fits, s + 1)
         if s == 2:
             t_steps = time.time()  # after the first step's compilation
         if cursor + a.batch > len(order_w):
