@@ -171,7 +171,8 @@ final class DaemonProcess {
 }
 
 /// A connected raw socket for sending arbitrary bytes (malformed frames, half frames).
-final class RawConnection {
+final class RawConnection: @unchecked Sendable {
+    // @unchecked: only the descriptor, which the system serialises.
     let fd: Int32
 
     init(_ path: String, timeout: Double = 5) throws {
