@@ -96,6 +96,8 @@ import Glibc
         // A datastore name that is not UTF-8.
         expectError(Frames.frame(.retrieve, id: 77, payload: [2, 0, 0xC3, 0x28] + Array(goodPayload[4...])), .malformedRequest, "bad UTF-8")
         expectError(Frames.frame(.stats, id: 77, payload: [9]), .invalidParameters, "stats format")
+        expectError(Frames.retrieve("ds", [1, 2], parameters: RetrievalParameters(maxNodes: 5000), id: 77), .invalidParameters, "maxNodes")
+        expectError(Frames.retrieve("ds", [1, 2], parameters: RetrievalParameters(minMatch: 0), id: 77), .invalidParameters, "minMatch")
         expectError(Frames.frame(.list, id: 77, payload: [1]), .malformedRequest, "list with payload")
         // A batch over the limit.
         var w = WireWriter()

@@ -108,6 +108,7 @@ public final class RetrievalClient {
     public func sendRetrieve(
         datastore: String, context: [UInt32], parameters: RetrievalParameters = RetrievalParameters()
     ) throws {
+        try check(parameters)
         _ = try queue(.retrieve) { RetrievalCodec.encodeRequest(datastore: datastore, context: context, parameters: parameters, into: &$0) }
     }
 
@@ -125,6 +126,7 @@ public final class RetrievalClient {
     public func retrieveBatch(
         datastore: String, contexts: [[UInt32]], parameters: RetrievalParameters = RetrievalParameters()
     ) throws -> [CandidateTrie] {
+        try check(parameters)
         let id = try queue(.retrieveBatch) {
             RetrievalCodec.encodeBatchRequest(datastore: datastore, contexts: contexts, parameters: parameters, into: &$0)
         }
@@ -196,6 +198,12 @@ public final class RetrievalClient {
     }
 
     // MARK: Frames
+
+    /// The server's own checks, before sending (parameters that do not fit the wire format,
+    /// such as negative ones, would otherwise change meaning on the way).
+    private func check(_ parameters: RetrievalParameters) throws {
+        if let problem = parameters.validationError() { throw ServiceError(.invalidParameters, problem) }
+    }
 
     private var nextExpected: (id: UInt32, type: MessageType)? {
         expectedHead < expected.count ? expected[expectedHead] : nil
