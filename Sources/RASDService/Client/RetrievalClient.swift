@@ -282,7 +282,8 @@ public final class RetrievalClient {
             throw fail(.invalidReply, "expected the reply to \(type) request \(id), got \(header.type) for request \(header.requestID)")
         }
         let value = try reply { try decode(&r) }
-        try reply { try r.finish() }
+        // A newer minor version may append reply fields, which this client ignores.
+        if type != .hello && server.minorVersion <= ServiceProtocol.minorVersion { try reply { try r.finish() } }
         return value
     }
 

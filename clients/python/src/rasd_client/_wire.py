@@ -83,12 +83,14 @@ def _describe(code: str) -> str:
 class Reader:
     """Reads protocol values from a reply payload, checking bounds."""
 
-    __slots__ = ("data", "offset", "what")
+    __slots__ = ("data", "offset", "what", "strict")
 
-    def __init__(self, data: memoryview, what: str) -> None:
+    def __init__(self, data: memoryview, what: str, strict: bool = True) -> None:
         self.data = data
         self.offset = 0
         self.what = what
+        self.strict = strict
+        """When False, :meth:`finish` accepts trailing bytes (fields of a newer minor version)."""
 
     def _need(self, n: int) -> None:
         if self.offset + n > len(self.data):
@@ -141,5 +143,5 @@ class Reader:
         return self.raw(self.u32()).decode("utf-8")
 
     def finish(self) -> None:
-        if self.offset != len(self.data):
+        if self.strict and self.offset != len(self.data):
             raise ValueError(f"{self.what}: {len(self.data) - self.offset} unexpected bytes at the end of the reply")

@@ -51,6 +51,7 @@ class RetrievalClient:
     def __init__(self, socket_path: str, *, timeout: Optional[float] = 30.0, client_name: str = "rasd-python") -> None:
         self.socket_path = socket_path
         self._closed: Optional[ServiceError] = None
+        self._strict = False  # until the server's minor version is known
         self._next_id = 1
         self._buffer = bytearray(1 << 16)
         self._view = memoryview(self._buffer)
@@ -85,6 +86,8 @@ class RetrievalClient:
         major, minor, max_frame, max_batch = r.u16(), r.u16(), r.u32(), r.u32()
         self.server = ServerInfo(protocol=f"{major}.{minor}", max_frame_bytes=max_frame, max_batch_contexts=max_batch, server=r.short_string())
         """The server's protocol version and limits."""
+        # A newer minor version may append reply fields, which this client ignores.
+        self._strict = minor <= PROTOCOL_MINOR
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -146,7 +149,9 @@ class RetrievalClient:
         for i, context in enumerate(contexts):
             w.counted(U32, as_list(context), f"context {i}")
         r = self._request(RETRIEVE_BATCH, w.buffer)
-        return [_read_trie(r, finish=False) for _ in range(r.u32())]
+        answers = [_read_trie(r, finish=False) for _ in range(r.u32())]
+        r.finish()
+        return answers
 
     # -- control ---------------------------------------------------------------------------
 
@@ -350,7 +355,7 @@ class RetrievalClient:
         except OSError as error:
             raise self._fail(ErrorCode.DISCONNECTED, f"sending to {self.socket_path} failed: {error}") from None
         reply_type, flags, reply_id, payload_view = self._read_frame()
-        r = Reader(payload_view, f"reply to message type 0x{message_type:04x}")
+        r = Reader(payload_view, f"reply to message type 0x{message_type:04x}", self._strict)
         if reply_type == ERROR:
             try:
                 code, _, message = r.u16(), r.u16(), r.long_string()
