@@ -226,14 +226,7 @@ import Glibc
         defer { f.stop() }
         let client = try f.server.client()
         let w = SyntheticTreeWorkload(seed: 3, vocabularySize: 64)
-        var request = TreeFuseRequest()
-        request.draftTokens = w.draftTokens
-        request.draftParents = w.draftParents
-        request.draftProbabilities = w.draftProbabilities
-        request.retrievals = [RetrievalInput(trie: w.retrieval)]
-        request.rootTopTokens = [w.draftTokens[0]]
-        request.rootTopProbabilities = [0.5]
-        request.pendingToken = w.pendingToken
+        var request = TreeFuseRequest(w, rootTop: try TopTokens(tokens: [w.draftTokens[0]], probabilities: [0.5]), pendingToken: w.pendingToken)
         request.vocabularySize = 64
         let good = try client.fuse(request)
 

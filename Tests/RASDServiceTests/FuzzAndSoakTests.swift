@@ -107,14 +107,7 @@ private final class WellBehavedClient: @unchecked Sendable {
         RetrievalCodec.encodeBatchRequest(datastore: "a", contexts: Array(references.contexts.prefix(8)), parameters: RetrievalParameters(), into: &batch)
         templates.append(Frames.frame(.retrieveBatch, payload: batch.bytes))
         let w = SyntheticTreeWorkload(seed: 9, vocabularySize: 64, draftNodes: 20, retrievalNodes: 20)
-        var fuse = TreeFuseRequest()
-        fuse.draftTokens = w.draftTokens
-        fuse.draftParents = w.draftParents
-        fuse.draftProbabilities = w.draftProbabilities
-        fuse.retrievals = [RetrievalInput(trie: w.retrieval)]
-        fuse.rootTopTokens = [w.draftTokens[0], 3]
-        fuse.rootTopProbabilities = [0.6, 0.1]
-        fuse.pendingToken = 1
+        let fuse = TreeFuseRequest(w, rootTop: try TopTokens(tokens: [w.draftTokens[0], 3], probabilities: [0.6, 0.1]), pendingToken: 1)
         var fuseBytes = WireWriter()
         fuse.encode(into: &fuseBytes)
         templates.append(Frames.frame(.treeFuse, payload: fuseBytes.bytes))
@@ -212,14 +205,7 @@ private final class WellBehavedClient: @unchecked Sendable {
         let trees = try (UInt64(1)...8).map { seed -> (TreeFuseRequest, FusedTreeReply) in
             let w = SyntheticTreeWorkload(seed: seed, vocabularySize: 64, draftNodes: 40, retrievalNodes: 40)
             let top = try TopTokens(distribution: w.rootDistribution, k: 6)
-            var request = TreeFuseRequest()
-            request.draftTokens = w.draftTokens
-            request.draftParents = w.draftParents
-            request.draftProbabilities = w.draftProbabilities
-            request.retrievals = [RetrievalInput(trie: w.retrieval)]
-            request.rootTopTokens = top.tokens
-            request.rootTopProbabilities = top.probabilities
-            request.pendingToken = w.pendingToken
+            let request = TreeFuseRequest(w, rootTop: top, pendingToken: w.pendingToken)
             let fused = try TokenTree.fuse(draft: w.draft, retrieval: TokenTree.prune(retrieval: TokenTree(retrieval: w.retrieval), rootTop: top), budget: 64)
             var expected = FusedTreeReply()
             expected.tokens = fused.tokens

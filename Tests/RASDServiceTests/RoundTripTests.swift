@@ -182,15 +182,8 @@ import Testing
             workspace.layout(fused, pendingToken: pending, into: &layout)
 
             // The daemon.
-            var request = TreeFuseRequest()
-            request.draftTokens = w.draftTokens
-            request.draftParents = w.draftParents
-            request.draftProbabilities = w.draftProbabilities
-            request.retrievals = [RetrievalInput(trie: w.retrieval, source: .datastore), RetrievalInput(trie: second, source: .context)]
-            request.rootTopTokens = top.tokens
-            request.rootTopProbabilities = top.probabilities
-            request.budget = budget
-            request.pendingToken = pending
+            var request = TreeFuseRequest(w, rootTop: top, pendingToken: pending, budget: budget)
+            request.retrievals.append(RetrievalInput(trie: second, source: .context))
             request.vocabularySize = vocabulary
             let reply = try client.fuse(request)
             #expect(reply.tokens == fused.tokens && reply.parents == fused.parents && reply.depths == fused.depths)

@@ -293,3 +293,18 @@ func serviceError(_ body: () throws -> Void) -> ServiceError? {
         return nil
     }
 }
+
+extension TreeFuseRequest {
+    /// The request for a synthetic workload's draft tree and datastore trie.
+    init(_ w: SyntheticTreeWorkload, rootTop: TopTokens, pendingToken: UInt32?, budget: Int = 64) {
+        self.init()
+        draftTokens = w.draftTokens
+        draftParents = w.draftParents
+        draftProbabilities = w.draftProbabilities
+        retrievals = [RetrievalInput(trie: w.retrieval, source: .datastore)]
+        rootTopTokens = rootTop.tokens
+        rootTopProbabilities = rootTop.probabilities
+        self.pendingToken = pendingToken
+        self.budget = budget
+    }
+}

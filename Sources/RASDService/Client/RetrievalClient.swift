@@ -247,7 +247,15 @@ public final class RetrievalClient {
             }
             let e = errno
             if n < 0 && e == EINTR { continue }
-            guard n < 0 && (e == EAGAIN || e == EWOULDBLOCK) else { throw fail(.disconnected, "sending to \(socketPath) failed: \(UnixSocket.reason(e))") }
+            guard n < 0 && (e == EAGAIN || e == EWOULDBLOCK) else {
+                // The server may have closed after an error reply (a refused connection): that
+                // reply says more than the failed send.
+                if let reply = pendingErrorReply() {
+                    closedReason = ServiceError(.disconnected, "the server closed the connection after: \(reply.message)")
+                    throw reply
+                }
+                throw fail(.disconnected, "sending to \(socketPath) failed: \(UnixSocket.reason(e))")
+            }
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
             guard poll(&descriptor, 1, 30_000) > 0 else { throw fail(.timedOut, "the server at \(socketPath) accepts no data") }
             if descriptor.revents & Int16(POLLIN) != 0 {
@@ -318,6 +326,26 @@ public final class RetrievalClient {
                 throw fail(.disconnected, "reading from \(socketPath) failed: \(UnixSocket.reason(Int32(-n)))")
             }
         }
+    }
+
+    /// An error reply already received, read without blocking (after a failed send).
+    private func pendingErrorReply() -> ServiceError? {
+        while true {
+            let space = input.freeSpace()
+            let n = recv(fd, space.baseAddress.unsafelyUnwrapped, space.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { break }
+            input.received(n)
+        }
+        guard input.available >= ServiceProtocol.headerBytes else { return nil }
+        let header = FrameHeader(input.bytes)
+        let total = ServiceProtocol.headerBytes + Int(header.length)
+        guard header.type == .error, input.available >= total else { return nil }
+        var r = WireReader(UnsafeRawBufferPointer(rebasing: input.bytes[ServiceProtocol.headerBytes..<total]), message: "error reply")
+        guard let code = try? r.read(UInt16.self, "code"), (try? r.read(UInt16.self, "reserved")) != nil,
+            let message = try? r.readLongString("message")
+        else { return nil }
+        input.consume(total)
+        return ServiceError(ServiceError.Code(rawValue: code), message)
     }
 
     /// Marks the connection unusable and returns the error.

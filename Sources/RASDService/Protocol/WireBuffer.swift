@@ -96,6 +96,18 @@ public struct WireWriter: Sendable {
     }
 }
 
+extension WireWriter {
+    /// Appends an error reply frame: `u16` code, `u16` reserved, `str32` message; flagged
+    /// `closing` when the error closes the connection.
+    public mutating func appendErrorFrame(_ error: ServiceError, requestID: UInt32) {
+        let start = beginFrame(type: .error, flags: error.closesConnection ? .closing : [], requestID: requestID)
+        append(error.code.rawValue)
+        append(UInt16(0))
+        appendLongString(error.message)
+        endFrame(at: start)
+    }
+}
+
 /// Reads little-endian protocol values from a payload, checking every bound.
 ///
 /// Every read names the field it reads, so a malformed payload is reported as "RETRIEVE: the

@@ -50,7 +50,7 @@ final class Connection {
                 if Int(header.length) > configuration.maxFrameBytes {
                     let error = ServiceError(.frameTooLarge,
                         "a frame of \(header.length) bytes exceeds this server's limit of \(configuration.maxFrameBytes) bytes")
-                    reply(error: error, to: header)
+                    output.appendErrorFrame(error, requestID: header.requestID)
                     metrics.record(header.type, nanoseconds: 0, error: error.code, retrievals: 0)
                     _ = flush()
                     break serving
@@ -141,7 +141,7 @@ final class Connection {
         } catch {
             let serviceError = error as? ServiceError ?? ServiceError(.serverFailure, "unexpected error: \(error)")
             output.truncate(to: replyStart)
-            reply(error: serviceError, to: header)
+            output.appendErrorFrame(serviceError, requestID: header.requestID)
             metrics.record(header.type, nanoseconds: DispatchTime.now().uptimeNanoseconds - start, error: serviceError.code, retrievals: 0)
             if serviceError.closesConnection {
                 logger.debug("closing a connection after an error", metadata: ["fd": "\(fd)", "error": "\(serviceError.message)"])
@@ -149,16 +149,6 @@ final class Connection {
             }
             return true
         }
-    }
-
-    /// Appends an error reply: `u16` code, `u16` reserved, `u32`-length message.
-    private func reply(error: ServiceError, to header: FrameHeader) {
-        let start = output.beginFrame(
-            type: .error, flags: error.closesConnection ? .closing : [], requestID: header.requestID)
-        output.append(error.code.rawValue)
-        output.append(UInt16(0))
-        output.appendLongString(error.message)
-        output.endFrame(at: start)
     }
 
     /// Handles a request whose header passed the checks; writes the reply payload. Returns the

@@ -203,11 +203,7 @@ public final class RetrievalServer: Sendable {
             "the server already serves its limit of \(configuration.maxConnections) connections")
         core.metrics.unattached.recordConnectionError(error.code)
         var w = WireWriter()
-        let start = w.beginFrame(type: .error, flags: .closing, requestID: 0)
-        w.append(error.code.rawValue)
-        w.append(UInt16(0))
-        w.appendLongString(error.message)
-        w.endFrame(at: start)
+        w.appendErrorFrame(error, requestID: 0)
         UnixSocket.setTimeouts(fd, receive: 0, send: 0.1)
         _ = w.bytes.withUnsafeBytes { UnixSocket.sendAll(fd, $0) }
         close(fd)

@@ -141,6 +141,10 @@ class RetrievalTests(unittest.TestCase):
         batch = self.client.retrieve_batch("code", contexts)
         self.assertEqual(batch, [self.client.retrieve("code", c) for c in contexts])
         self.assertEqual(self.client.retrieve_batch("code", []), [])
+        # A reply far larger than the client's initial 64 KiB buffer.
+        big = self.client.retrieve_batch("code", contexts * 4, max_nodes=400, continuation_length=32)
+        self.assertGreater(sum(len(a) for a in big) * 12, 1 << 17)
+        self.assertEqual(big[:50], [self.client.retrieve("code", c, max_nodes=400, continuation_length=32) for c in contexts])
 
     def test_bad_requests_raise_and_keep_the_connection(self) -> None:
         with self.assertRaises(ServiceError) as e:
@@ -358,15 +362,20 @@ class TreeTests(unittest.TestCase):
 class ShutdownTests(unittest.TestCase):
     """A daemon of its own, stopped with SIGTERM."""
 
-    def test_sigterm_exits_zero_and_removes_the_socket(self) -> None:
+    def test_connection_limit_then_sigterm_exits_zero_and_removes_the_socket(self) -> None:
         sock = os.path.join(WORK, "t")
-        daemon = subprocess.Popen([RASD_INDEX, "serve", "--socket", sock, "--datastore", DATASTORE],
+        daemon = subprocess.Popen([RASD_INDEX, "serve", "--socket", sock, "--datastore", DATASTORE, "--max-connections", "1"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
         while not os.path.exists(sock) and time.time() < deadline:
             time.sleep(0.02)
         client = RetrievalClient(sock)
         self.assertEqual(client.datastores()[0].name, "ds")
+        for _ in range(3):
+            with self.assertRaises(ServiceError) as e:
+                RetrievalClient(sock)
+            self.assertEqual(e.exception.code, ErrorCode.TOO_MANY_CONNECTIONS)
+            self.assertIn("1 connections", e.exception.message)
         daemon.send_signal(signal.SIGTERM)
         self.assertEqual(daemon.wait(timeout=30), 0)
         self.assertFalse(os.path.exists(sock))

@@ -353,6 +353,13 @@ class RetrievalClient:
         except socket.timeout:
             raise self._fail(ErrorCode.TIMED_OUT, f"the server at {self.socket_path} accepts no data") from None
         except OSError as error:
+            # The server may have closed after an error reply (a refused connection): that reply
+            # says more than the failed send.
+            pending = self._pending_error_reply()
+            if pending is not None:
+                self._closed = ServiceError(ErrorCode.DISCONNECTED, f"the server closed the connection after: {pending.message}")
+                self._sock.close()
+                raise pending from None
             raise self._fail(ErrorCode.DISCONNECTED, f"sending to {self.socket_path} failed: {error}") from None
         reply_type, flags, reply_id, payload_view = self._read_frame()
         r = Reader(payload_view, f"reply to message type 0x{message_type:04x}", self._strict)
@@ -399,6 +406,24 @@ class RetrievalClient:
             if n == 0:
                 raise self._fail(ErrorCode.DISCONNECTED, f"the server at {self.socket_path} closed the connection")
             self._end += n
+
+    def _pending_error_reply(self) -> Optional[ServiceError]:
+        """An error reply already received, read without blocking (after a failed send)."""
+        try:
+            data = self._sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except OSError:
+            return None
+        if len(data) < 12:
+            return None
+        length, message_type, _, _ = HEADER.unpack_from(data, 0)
+        if message_type != ERROR or len(data) < 12 + length:
+            return None
+        r = Reader(memoryview(data)[12 : 12 + length], "error reply")
+        try:
+            code, _, message = r.u16(), r.u16(), r.long_string()
+        except ValueError:
+            return None
+        return ServiceError(code, message)
 
     def _make_room(self, total: int) -> None:
         """Moves the unread bytes to the front of a buffer of at least ``total`` bytes."""
