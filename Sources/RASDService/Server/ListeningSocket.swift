@@ -53,6 +53,9 @@ final class ListeningSocket: Sendable {
                 throw ServerError(.socket, "cannot move the socket into place at \(path): \(UnixSocket.reason(e))")
             }
         }
+        // Non-blocking, so that a client that goes away between poll and accept cannot block the
+        // accept loop (accepted sockets do not inherit the flag).
+        _ = fcntl(fd, F_SETFL, O_NONBLOCK)
         self.fd = fd
         identity = UnixSocket.identity(of: path)?.0
     }

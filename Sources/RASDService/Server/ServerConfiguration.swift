@@ -48,9 +48,11 @@ public struct ServerConfiguration: Sendable {
         guard maxBatchContexts >= 1, maxBatchContexts <= ServiceProtocol.maxBatchContexts else {
             throw ServerError(.invalidConfiguration, "maxBatchContexts must be between 1 and \(ServiceProtocol.maxBatchContexts)")
         }
-        guard ioTimeout > 0 else { throw ServerError(.invalidConfiguration, "the I/O timeout must be positive") }
-        if let idle = idleTimeout, idle <= 0 {
-            throw ServerError(.invalidConfiguration, "the idle timeout must be positive")
+        guard ioTimeout > 0, ioTimeout <= 86_400 else {
+            throw ServerError(.invalidConfiguration, "the I/O timeout must be between 0 and 86,400 seconds (got \(ioTimeout))")
+        }
+        if let idle = idleTimeout, !(idle > 0 && idle <= 31_536_000) {
+            throw ServerError(.invalidConfiguration, "the idle timeout must be between 0 and 31,536,000 seconds (got \(idle))")
         }
     }
 }
