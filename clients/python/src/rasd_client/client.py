@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._wire import F32, HEADER, I32, U32, U64, Reader, Writer, as_list
@@ -126,8 +127,7 @@ class RetrievalClient:
         w.short_string(datastore)
         _parameters(w, max_match, min_match, continuation_length, max_nodes)
         w.counted(U32, as_list(context), "context")
-        r = self._request(RETRIEVE, w.buffer)
-        return _read_trie(r)
+        return _read_trie(self._request(RETRIEVE, w.buffer))
 
     def retrieve_batch(
         self,
@@ -444,26 +444,30 @@ class RetrievalClient:
         return ServiceError(code, message)
 
 
+_PARAMETERS = struct.Struct("<HHHH")
+_TRIE_HEAD = struct.Struct("<IIQI")
+
+
 def _parameters(w: Writer, max_match: int, min_match: int, continuation_length: int, max_nodes: int) -> None:
-    names = ("max_match", "min_match", "continuation_length", "max_nodes")
-    for name, v in zip(names, (max_match, min_match, continuation_length, max_nodes)):
-        if int(v) < 0:
-            raise ServiceError(ErrorCode.INVALID_PARAMETERS, f"{name} must not be negative (got {v})")
-        # Large values are clamped to 16 bits; the server rejects them with its limits.
-        w.u16(min(int(v), 0xFFFF))
+    values = (max_match, min_match, continuation_length, max_nodes)
+    if min(values) < 0:
+        names = ("max_match", "min_match", "continuation_length", "max_nodes")
+        name, v = next((n, v) for n, v in zip(names, values) if v < 0)
+        raise ServiceError(ErrorCode.INVALID_PARAMETERS, f"{name} must not be negative (got {v})")
+    # Large values are clamped to 16 bits; the server rejects them with its limits.
+    w.buffer += _PARAMETERS.pack(*(min(int(v), 0xFFFF) for v in values))
 
 
 def _read_trie(r: Reader, finish: bool = True) -> RetrievalResult:
-    n, match_length, occurrences, flags = r.u32(), r.u32(), r.u64(), r.u32()
+    r._need(_TRIE_HEAD.size)
+    n, match_length, occurrences, flags = _TRIE_HEAD.unpack_from(r.data, r.offset)
+    r.offset += _TRIE_HEAD.size
     tokens, parents, counts = r.array(U32, n), r.array(I32, n), r.array(U32, n)
-    depths: List[int] = []
-    for p in parents:
-        depths.append(1 if p < 0 else depths[p] + 1)
     if finish:
         r.finish()
     return RetrievalResult(
-        tokens=tokens, parents=parents, counts=counts, depths=depths, match_length=match_length,
-        occurrences=occurrences, sampled=bool(flags & 1),
+        tokens=tokens, parents=parents, counts=counts, match_length=match_length, occurrences=occurrences,
+        sampled=bool(flags & 1),
     )
 
 

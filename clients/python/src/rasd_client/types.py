@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import List, Optional
 
 #: Bits of a fused tree node's ``sources``.
@@ -25,13 +26,20 @@ class RetrievalResult:
     tokens: List[int]
     parents: List[int]
     counts: List[int]
-    depths: List[int]
     match_length: int
     """Length of the longest context suffix that occurs (0: no match, empty trie)."""
     occurrences: int
     """How many times that suffix occurs."""
     sampled: bool
     """True when counts come from an even sample of the occurrences."""
+
+    @cached_property
+    def depths(self) -> List[int]:
+        """Depth of every node: 1 for the next token (computed on first use)."""
+        depths: List[int] = []
+        for p in self.parents:
+            depths.append(1 if p < 0 else depths[p] + 1)
+        return depths
 
     def __len__(self) -> int:
         return len(self.tokens)
