@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
         .library(name: "RASDService", targets: ["RASDService"]),
+        .library(name: "RASDDecoding", targets: ["RASDDecoding"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,8 @@ let package = Package(
         .target(
             name: "RASDService",
             dependencies: ["RASDDatastore", "RASDTrees", .product(name: "Logging", package: "swift-log")]),
+        // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
+        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
 
         .executableTarget(
             name: "rasd-index",
@@ -79,6 +82,7 @@ let package = Package(
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
         .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
     ],
     swiftLanguageModes: [.v6]
 )
