@@ -179,6 +179,19 @@ import Glibc
         let waited = Date().timeIntervalSince(start)
         #expect(waited >= 0.4 && waited < 4, "dropped after \(waited) s")
 
+        // Trickle a frame byte by byte, each byte well within the timeout: dropped all the same.
+        let trickle = try RawConnection(f.server.socketPath, timeout: 5)
+        trickle.send(Frames.hello())
+        _ = trickle.readFrame()
+        let slowStart = Date()
+        for byte in Frames.retrieve("ds", [UInt32](repeating: 1, count: 20)) {
+            if !trickle.send([byte]) { break }
+            usleep(100_000)
+            if Date().timeIntervalSince(slowStart) > 3 { break }
+        }
+        #expect(trickle.isClosedByPeer())
+        #expect(Date().timeIntervalSince(slowStart) < 2.5)
+
         // Never read the replies: pipeline far more than the socket buffers hold, read nothing.
         let greedy = try RawConnection(f.server.socketPath, timeout: 5)
         greedy.send(Frames.hello())
@@ -192,8 +205,8 @@ import Glibc
         for _ in 0..<5 { try f.expectHealthy(reference) }
         // The silent reader is dropped after the timeout.
         let deadline = Date().addingTimeInterval(10)
-        while (try reference.stats().errors["timeouts"] ?? 0) < 2 && Date() < deadline { usleep(50_000) }
-        #expect(try reference.stats().errors["timeouts"] == 2)
+        while (try reference.stats().errors["timeouts"] ?? 0) < 3 && Date() < deadline { usleep(50_000) }
+        #expect(try reference.stats().errors["timeouts"] == 3)
         try f.expectHealthy(reference)
         // Only the reference connection is left.
         #expect(try reference.stats().connections.open == 1)

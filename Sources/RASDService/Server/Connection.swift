@@ -43,6 +43,9 @@ final class Connection {
     /// answered).
     func run() {
         var idleSince = DispatchTime.now().uptimeNanoseconds
+        // When the unanswered bytes began to arrive: a started frame must be complete within
+        // the I/O timeout, however slowly its bytes trickle in.
+        var partialSince: UInt64?
         serving: while true {
             // Answer every complete frame received.
             while input.available >= ServiceProtocol.headerBytes {
@@ -73,9 +76,15 @@ final class Connection {
             input.shrinkIfEmpty()
 
             // Wait for more. A started frame must be completed within the I/O timeout.
-            if input.available > 0 {
+            if input.available == 0 {
+                partialSince = nil
+            } else {
+                let now = DispatchTime.now().uptimeNanoseconds
+                let since = partialSince ?? now
+                partialSince = since
+                let left = configuration.ioTimeout - Double(now - since) / 1e9
                 var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&descriptor, 1, Int32(configuration.ioTimeout * 1000))
+                let ready = left <= 0 ? 0 : poll(&descriptor, 1, Int32((left * 1000).rounded(.up)))
                 if ready == 0 {
                     metrics.recordTimeout()
                     logger.debug("dropping a client that stalled in the middle of a frame", metadata: ["fd": "\(fd)"])
