@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RASDTokenizer", targets: ["RASDTokenizer"]),
         .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
+        .library(name: "RASDService", targets: ["RASDService"]),
         .library(name: "RASDDecoding", targets: ["RASDDecoding"]),
     ],
     dependencies: [
@@ -27,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer", exact: "1.6.1"),
         // Property-based tests (test targets only).
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
+        // Structured logs of the retrieval daemon.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libzstd-dev; both ship pkg-config files).
@@ -54,14 +57,19 @@ let package = Package(
             dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
         // GGUF Llama-family inference with tree verification.
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
+        // Retrieval daemon on a Unix socket: wire protocol, server, Swift client.
+        .target(
+            name: "RASDService",
+            dependencies: ["RASDDatastore", "RASDTrees", .product(name: "Logging", package: "swift-log")]),
         // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
         .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
 
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
@@ -73,6 +81,7 @@ let package = Package(
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
+        .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
     ],
     swiftLanguageModes: [.v6]
