@@ -46,9 +46,9 @@ struct Generate: AsyncParsableCommand {
     var kernels: String?
 
     func run() async throws {
-        let model = try LlamaModel(path: model ?? ReferenceModel.existingPath())
         let promptTokens = try promptTokenIDs()
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be at least 0") }
+        let model = try LlamaModel(path: model ?? ReferenceModel.existingPath())
         let session = try InferenceSession(
             model: model, capacity: min(model.config.contextLength, promptTokens.count + maxTokens + 1),
             threads: threads, kernels: try kernels.map(KernelPath.named))
