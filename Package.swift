@@ -3,7 +3,8 @@
 // rasd: retrieval-augmented speculative decoding.
 //
 // Library modules hold the logic; `rasd-index` is a thin command-line shell over them.
-// C enters only through the small system-library targets `CLMDB` and `CZstd`.
+// C enters only through the small system-library targets `CLMDB` and `CZstd`, and the
+// SIMD kernel target `CRASDKernels`.
 
 import PackageDescription
 
@@ -55,8 +56,11 @@ let package = Package(
         .target(
             name: "RASDCorpus",
             dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
+        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time (see kernels.c
+        // for the measurement that justifies C here).
+        .target(name: "CRASDKernels"),
         // GGUF Llama-family inference with tree verification.
-        .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees"]),
+        .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees", "CRASDKernels"]),
         // Retrieval daemon on a Unix socket: wire protocol, server, Swift client.
         .target(
             name: "RASDService",
@@ -80,7 +84,8 @@ let package = Package(
         .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
-        .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"]),
+        // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
+        .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
         .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
     ],

@@ -18,6 +18,8 @@ public struct GGUFError: Error, CustomStringConvertible, Sendable, Equatable {
         case unsupportedTensorType
         /// A tensor the caller needs is absent or has the wrong shape.
         case missingTensor
+        /// The model's architecture (`general.architecture`) is not one this build can run.
+        case unsupportedArchitecture
     }
 
     /// What went wrong.
@@ -45,6 +47,7 @@ public struct GGUFError: Error, CustomStringConvertible, Sendable, Equatable {
         case .malformed: hint = "the file is damaged or not written by a GGUF writer; fetch it again"
         case .missingMetadata, .missingTensor: hint = "this model file lacks what rasd needs; use a Llama-family GGUF"
         case .unsupportedTensorType: hint = "use a Q4_1, Q8_0, F16 or F32 model"
+        case .unsupportedArchitecture: hint = "rasd runs Llama-family models (general.architecture llama)"
         }
         return "\(path): \(message) (\(hint))"
     }

@@ -1,0 +1,77 @@
+// Quantized matrix kernels for x86-64 with AVX2 / AVX-512 VNNI, chosen at run time.
+//
+// Weight layout (made by RASDModel's repacking): rows in groups of 8, each group stored block
+// after block along K (32 weights per block). Inside a group-block the 8 rows are interleaved
+// in 4-byte words, so that one 32-byte vector holds 4 consecutive weights of each of the 8 rows
+// and a dot product with a broadcast 4-byte slice of the input leaves row r's partial sum in
+// lane r: no horizontal reductions.
+//   Q4_1 group-block, 160 bytes: f16 d[8], f16 m[8], then 4 vectors of 32 bytes; in vector c,
+//        bytes 4r..4r+3 are the GGUF bytes 4c..4c+3 of row r (low nibble: weight 4c+j, high
+//        nibble: weight 16+4c+j).
+//   Q8_0 group-block, 272 bytes: f16 d[8], then 8 vectors of 32 bytes; in vector c, bytes
+//        4r..4r+3 are weights 4c..4c+3 of row r.
+// Activations: per token, nb blocks of 32 int8 (aq), their scales (ad), ad * sum(q) (as) and
+// the integer sums (asum).
+//
+// Every output element is computed with one fixed sequence of float operations, the one the
+// portable Swift kernel uses:  acc = acc + ((d * da) * (float)isum + m * sa)  over blocks in
+// order (Q8_0: acc = acc + (d * da) * (float)isum), with exact integer block sums. So results
+// are bit-identical across kernels, tile sizes, batch sizes and thread counts.
+#ifndef RASD_KERNELS_H
+#define RASD_KERNELS_H
+
+#include <stdint.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A spin-wait hint (x86 `pause`), for the worker pool's short busy waits.
+static inline void rasd_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/// Returns freed heap pages to the OS (glibc's malloc_trim; elsewhere nothing).
+static inline void rasd_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
+/// 0: none of the kernels below can run; 1: AVX2+FMA+F16C; 2: AVX-512 F/BW/VL + VNNI as well.
+int rasd_cpu_level(void);
+
+/// out[t * ostride + 8 * g + r] for groups g in [g0, g1), tokens t in [0, ntok).
+void rasd_q4_1_avx2(const uint8_t *w, long nb, long g0, long g1, const int8_t *aq, const float *ad,
+                    const float *as, long ntok, float *out, long ostride);
+void rasd_q4_1_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *aq, const float *ad,
+                    const float *as, long ntok, float *out, long ostride);
+void rasd_q8_0_avx2(const uint8_t *w, long nb, long g0, long g1, const int8_t *aq, const float *ad,
+                    const int32_t *asum, long ntok, float *out, long ostride);
+void rasd_q8_0_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *aq, const float *ad,
+                    const int32_t *asum, long ntok, float *out, long ostride);
+
+/// Attention of one query head over its visible keys: slots 0..<committed, then the slots in
+/// `chain`. keys/values point at the head's first float in slot 0; slot s is at s * stride.
+/// Writes hd floats to out; `scores` is scratch for committed + chain_count floats.
+///
+/// Float order (the portable Swift path repeats it exactly): dot products and the softmax sum
+/// accumulate 8 lanes (lane i takes elements i, i+8, ...), fold lanes as
+/// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), then add the tail in order; exp is rasd's polynomial
+/// (see rasd_exp); probabilities are e * (1 / sum); out += p * v per key in position order.
+void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
+                         const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out);
+
+/// exp(x) for x <= 0 as rasd computes it everywhere (Cephes polynomial, no FMA; ~2 ulp; inputs
+/// below -87.3 give about 1e-38 instead of 0).
+float rasd_exp(float x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

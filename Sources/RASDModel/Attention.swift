@@ -1,0 +1,103 @@
+import CRASDKernels
+
+/// Float kernels outside the matrix products, written so that each has one order of
+/// operations shared by the portable path and the C path (`rasd_attention_avx2`, `rasd_exp`),
+/// which therefore agree bit for bit.
+enum PortableMath {
+    private static let magic: Float = 12_582_912  // 1.5 * 2^23
+    private static let magicBits = Int32(bitPattern: magic.bitPattern)
+
+    /// exp(x) by the Cephes polynomial with plain multiplies and adds (no FMA, no libm), so
+    /// the compiler vectorizes loops over it and the C kernels reproduce it exactly; about
+    /// 2 ulp, clamped to [-87.3, 88.7].
+    @inline(__always)
+    static func exp(_ input: Float) -> Float {
+        let x = input < -87.3 ? -87.3 : (input > 88.7 ? 88.7 : input)
+        let n = (x * 1.44269504088896341 + magic) - magic
+        var r = x - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        var y = p * (r * r)
+        y = y + r
+        y = y + 1
+        let exponent = (Int32(bitPattern: (n + magic).bitPattern) &- magicBits &+ 127) << 23
+        return y * Float(bitPattern: UInt32(bitPattern: exponent))
+    }
+
+    /// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as `fold8` in the C kernels.
+    @inline(__always)
+    static func fold(_ v: SIMD8<Float>) -> Float {
+        let h = v.lowHalf + v.highHalf
+        return (h[0] + h[2]) + (h[1] + h[3])
+    }
+
+    /// Dot product: 8 lanes, folded, then the tail in order.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 8 <= n {
+            acc = acc + (ra + i * 4).loadUnaligned(as: SIMD8<Float>.self) * (rb + i * 4).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var total = fold(acc)
+        while i < n {
+            total = total + a[i] * b[i]
+            i += 1
+        }
+        return total
+    }
+
+    /// The portable twin of `rasd_attention_avx2` (see its documentation in `rasd_kernels.h`).
+    static func attention(
+        q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, committed: Int,
+        chain: UnsafePointer<Int32>, chainCount: Int, hd: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>
+    ) {
+        let count = committed + chainCount
+        @inline(__always) func slot(_ j: Int) -> Int { j < committed ? j : Int(chain[j - committed]) }
+        var maximum = -Float.infinity
+        for j in 0..<count {
+            let s = dot(q, keys + slot(j) * stride, hd) * scale
+            scores[j] = s
+            maximum = s > maximum ? s : maximum
+        }
+        for j in 0..<count { scores[j] = exp(scores[j] - maximum) }
+        var acc = SIMD8<Float>()
+        var j = 0
+        let raw = UnsafeRawPointer(scores)
+        while j + 8 <= count {
+            acc = acc + (raw + j * 4).loadUnaligned(as: SIMD8<Float>.self)
+            j += 8
+        }
+        var sum = fold(acc)
+        while j < count {
+            sum = sum + scores[j]
+            j += 1
+        }
+        let inverse = 1 / sum
+        out.initialize(repeating: 0, count: hd)
+        let ro = UnsafeMutableRawPointer(out)
+        for k in 0..<count {
+            let v = values + slot(k) * stride
+            let p = scores[k] * inverse
+            let vp = SIMD8<Float>(repeating: p)
+            var i = 0
+            while i + 8 <= hd {
+                let r = (ro + i * 4).loadUnaligned(as: SIMD8<Float>.self) + vp * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
+                (ro + i * 4).storeBytes(of: r, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < hd {
+                out[i] = out[i] + p * v[i]
+                i += 1
+            }
+        }
+    }
+}

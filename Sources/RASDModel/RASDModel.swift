@@ -1,1 +1,0 @@
-// The RASDModel module. See docs/ and the design brief.

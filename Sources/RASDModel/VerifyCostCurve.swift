@@ -1,0 +1,108 @@
+import Foundation
+
+/// How long verifying a tree of `n` nodes takes relative to one single-token step, measured on
+/// this engine, this machine and this thread count.
+///
+/// The decoder chooses its tree budget from this curve: a node is worth adding only when the
+/// expected extra accepted tokens pay for its share of the verification time. On a CPU the
+/// curve rises quickly (each node is real matrix work); on a GPU it is nearly flat.
+public struct VerifyCostCurve: Sendable, Codable, Equatable {
+    /// Committed context length the curve was measured after.
+    public var contextLength: Int
+    /// Threads of the session that was measured.
+    public var threads: Int
+    /// Kernel path of the session that was measured.
+    public var kernels: String
+    /// Median seconds of one single-token step (a verify of one node).
+    public var singleStepSeconds: Double
+    /// Tree sizes measured, ascending.
+    public var sizes: [Int]
+    /// Median seconds of a verify of each size.
+    public var seconds: [Double]
+    /// Verify time of each size divided by one single-token step: the median of ratios taken
+    /// from back-to-back pairs, so that machine load varying over the run cancels out.
+    public var relative: [Double]
+
+    /// Creates a curve from measurements.
+    public init(
+        contextLength: Int, threads: Int, kernels: String, singleStepSeconds: Double, sizes: [Int], seconds: [Double],
+        relative: [Double]
+    ) {
+        self.contextLength = contextLength
+        self.threads = threads
+        self.kernels = kernels
+        self.singleStepSeconds = singleStepSeconds
+        self.sizes = sizes
+        self.seconds = seconds
+        self.relative = relative
+    }
+
+    /// Relative cost of a tree of `size` nodes, interpolated linearly between measured sizes and
+    /// extrapolated from the last two beyond them.
+    public func relativeCost(ofTreeSize size: Int) -> Double {
+        let r = relative
+        guard let first = sizes.first, !r.isEmpty else { return Double(size) }
+        if size <= first { return r[0] * Double(size) / Double(first) }
+        for i in 1..<sizes.count where size <= sizes[i] {
+            let t = Double(size - sizes[i - 1]) / Double(sizes[i] - sizes[i - 1])
+            return r[i - 1] + t * (r[i] - r[i - 1])
+        }
+        guard sizes.count >= 2 else { return r[0] * Double(size) / Double(first) }
+        let n = sizes.count
+        let slope = (r[n - 1] - r[n - 2]) / Double(sizes[n - 1] - sizes[n - 2])
+        return r[n - 1] + slope * Double(size - sizes[n - 1])
+    }
+
+    /// Measures the curve on `session` after committing `context` (the session is reset first
+    /// and left holding `context`).
+    ///
+    /// Trees are binary heaps (node `i`'s parent is `(i - 1) / 2`) of pseudo-random tokens, a
+    /// shape between a chain and a star. Each sample times a single-token verify and a verify of
+    /// the size back to back; sizes are visited round-robin `repeats` times, and each figure is
+    /// a median.
+    /// - Throws: ``EngineError`` when the context plus the largest tree does not fit.
+    public static func measure(
+        session: InferenceSession, context: [UInt32], sizes: [Int] = Array(1...64), repeats: Int = 5
+    ) throws -> VerifyCostCurve {
+        guard let largest = sizes.max(), sizes.allSatisfy({ $0 > 0 }), repeats > 0 else {
+            throw EngineError.invalidArgument("tree sizes must be positive and repeats at least 1")
+        }
+        session.reset()
+        if !context.isEmpty { try session.prefill(context) }
+        let vocabulary = session.model.config.vocabularySize
+        var tokens: [UInt32] = [], parents: [Int32] = []
+        for i in 0..<largest {
+            tokens.append(UInt32((i * 7919 + 13) % vocabulary))
+            parents.append(i == 0 ? -1 : Int32((i - 1) / 2))
+        }
+        func time(_ n: Int) throws -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try session.verify(tokens: Array(tokens.prefix(n)), parents: Array(parents.prefix(n)))
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let ordered = Array(Set(sizes)).sorted()
+        _ = try time(largest)  // warm-up: buffers for the largest tree
+        var singles: [Double] = []
+        var samples = [[Double]](repeating: [], count: ordered.count)
+        var ratios = [[Double]](repeating: [], count: ordered.count)
+        for _ in 0..<repeats {
+            for (i, n) in ordered.enumerated() {
+                let single = try time(1)
+                let t = try time(n)
+                singles.append(single)
+                samples[i].append(t)
+                ratios[i].append(t / single)
+            }
+        }
+        return VerifyCostCurve(
+            contextLength: context.count, threads: session.threadCount, kernels: session.kernelPath.rawValue,
+            singleStepSeconds: median(singles), sizes: ordered, seconds: samples.map(median), relative: ratios.map(median))
+    }
+}
+
+/// The median of `values` (0 for none).
+public func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    guard !s.isEmpty else { return 0 }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}

@@ -1,0 +1,138 @@
+import CRASDKernels
+import Foundation
+import Synchronization
+
+/// A fixed set of threads that run one parallel section at a time.
+///
+/// A forward pass has about five parallel sections per layer (150 per token for SmolLM2), so
+/// the hand-off must cost about a microsecond: workers spin briefly on a ticket and only then
+/// sleep on a condition. The calling thread works too, so a pool of `n` threads starts `n - 1`;
+/// with `n == 1` nothing is started and sections run inline. The thread count is fixed for the
+/// pool's life, so the engine never oversubscribes the machine by itself: choose it to leave
+/// room for whatever else runs beside it.
+///
+/// A section is cut into chunks that threads take from a shared ticket, so a worker that the
+/// OS has descheduled (the machine is busy) delays nobody: the others take its chunks. Which
+/// thread computes a chunk never changes what is computed.
+final class WorkerPool: @unchecked Sendable {
+    // @unchecked: all shared state lives in `State`, see there.
+
+    /// Threads working in each section, the caller included.
+    let threadCount: Int
+    private let state: State
+    private var generation: UInt64 = 0
+
+    /// Busy-wait iterations (each a `pause`) before a worker sleeps or a waiting caller yields:
+    /// on the order of 100 µs, longer than the gap between sections of a forward pass.
+    private static let spinLimit = 20_000
+
+    init(threads: Int) {
+        threadCount = max(1, threads)
+        state = State()
+        for _ in 1..<threadCount {
+            let thread = Thread { [state] in state.workerLoop() }
+            thread.name = "rasd-worker"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    deinit {
+        // Threads hold the state, not the pool: they see `stopping` and leave on their own.
+        state.stopping.store(true, ordering: .sequentiallyConsistent)
+        state.ticket.store(UInt64.max, ordering: .sequentiallyConsistent)
+        state.wakeSleepers()
+    }
+
+    /// Runs `body(chunk)` for every chunk in `0..<chunks`, spread over the pool's threads, and
+    /// returns when all are done.
+    func run(chunks: Int, _ body: (Int) -> Void) {
+        guard chunks > 0 else { return }
+        guard threadCount > 1, chunks > 1 else {
+            for c in 0..<chunks { body(c) }
+            return
+        }
+        generation += 1
+        let generation = self.generation
+        withoutActuallyEscaping(body) { body in
+            state.job = body
+            state.total.store(chunks, ordering: .relaxed)
+            state.completed.store(0, ordering: .relaxed)
+            state.ticket.store(generation << 32, ordering: .sequentiallyConsistent)
+            if state.sleepers.load(ordering: .sequentiallyConsistent) > 0 { state.wakeSleepers() }
+            state.work(generation: generation)
+            var spins = 0
+            while state.completed.load(ordering: .acquiring) < chunks {
+                spins += 1
+                if spins < Self.spinLimit { rasd_cpu_relax() } else { sched_yield() }
+            }
+            state.job = nil
+        }
+    }
+
+    private final class State: @unchecked Sendable {
+        // @unchecked: `job` is written by the caller before it publishes a section's ticket
+        // (sequentially consistent store) and cleared after every chunk has completed; a thread
+        // reads it only after winning a chunk of that section on the ticket (CAS), while the
+        // caller still waits for that chunk.
+
+        /// Generation (high 32 bits) and next chunk (low 32 bits) of the current section.
+        let ticket = Atomic<UInt64>(0)
+        let total = Atomic<Int>(0)
+        let completed = Atomic<Int>(0)
+        let sleepers = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        let condition = NSCondition()
+        nonisolated(unsafe) var job: ((Int) -> Void)?
+
+        /// Takes and runs chunks of section `generation` until none is left.
+        func work(generation: UInt64) {
+            while true {
+                let value = ticket.load(ordering: .acquiring)
+                guard value >> 32 == generation else { return }
+                let chunk = Int(value & 0xFFFF_FFFF)
+                guard chunk < total.load(ordering: .relaxed) else { return }
+                guard ticket.compareExchange(expected: value, desired: value + 1, ordering: .acquiringAndReleasing).exchanged
+                else { continue }
+                job?(chunk)
+                completed.add(1, ordering: .releasing)
+            }
+        }
+
+        func wakeSleepers() {
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        func workerLoop() {
+            var seen: UInt64 = 0
+            while true {
+                var spins = 0
+                while ticket.load(ordering: .acquiring) >> 32 == seen {
+                    spins += 1
+                    if spins < WorkerPool.spinLimit {
+                        rasd_cpu_relax()
+                        continue
+                    }
+                    // Sleep; the caller checks `sleepers` after publishing the ticket, and both
+                    // sides use sequentially consistent order, so no wake-up is lost.
+                    condition.lock()
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen { condition.wait() }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    condition.unlock()
+                }
+                if stopping.load(ordering: .acquiring) { return }
+                seen = ticket.load(ordering: .acquiring) >> 32
+                work(generation: seen)
+            }
+        }
+    }
+}
+
+/// The contiguous share of `0..<count` that `worker` of `workers` computes.
+@inline(__always)
+func share(_ count: Int, worker: Int, of workers: Int) -> Range<Int> {
+    (count * worker / workers)..<(count * (worker + 1) / workers)
+}
