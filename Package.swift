@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDService",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding", "RASDService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
@@ -87,7 +87,7 @@ let package = Package(
         // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
         .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
-        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,7 +11,7 @@ struct RasdIndex: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Build.self, Info.self, Query.self, Verify.self, Serve.self, Stats.self, Reload.self, Tokenize.self, Corpus.self,
-            Generate.self, Bench.self,
+            Generate.self, Decode.self, Eval.self, Bench.self,
         ]
     )
 }

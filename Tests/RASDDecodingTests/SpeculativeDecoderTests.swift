@@ -1,0 +1,139 @@
+import Foundation
+import RASDDatastore
+import RASDDecoding
+import RASDGGUF
+import RASDModel
+import RASDTokenizer
+import RASDTrees
+import Testing
+
+/// The real model, its tokenizer and one session, shared by the tests of this suite.
+private final class Fixture: @unchecked Sendable {
+    static let shared = Result { try Fixture() }
+    let model: LlamaModel
+    let tokenizer: Tokenizer
+    let renderer: PromptRenderer
+    let datastorePath: String
+
+    init() throws {
+        let path = try ReferenceModel.existingPath()
+        model = try LlamaModel(path: path)
+        tokenizer = try Tokenizer(contentsOf: path)
+        renderer = PromptRenderer(tokenizer: tokenizer)
+        // A small datastore of text the prompts below draw on.
+        datastorePath = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decoding-\(UUID().uuidString)").path
+        let builder = try DatastoreBuilder(options: BuildOptions(
+            output: datastorePath, vocabularySize: tokenizer.vocabularySize,
+            tokenizer: TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)))
+        for doc in Self.corpus { try builder.add(document: tokenizer.encode(doc)) }
+        try builder.finish()
+    }
+
+    static let corpus = [
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+        "def factorial(n):\n    \"\"\"Return n factorial.\"\"\"\n    result = 1\n    for i in range(2, n + 1):\n        result *= i\n    return result\n",
+        "The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the lazy dog again.",
+        "Python is a programming language that lets you work quickly and integrate systems more effectively.",
+    ]
+
+    func session() throws -> InferenceSession { try InferenceSession(model: model, capacity: 1024, threads: 2) }
+}
+
+private func fixture() throws -> Fixture { try Fixture.shared.get() }
+
+@Suite(.serialized) struct SpeculativeDecoderTests {
+    static let prompts: [(text: String, chat: Bool)] = [
+        ("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", false),
+        ("The quick brown fox jumps over the lazy dog. The quick brown fox", false),
+        ("Repeat this sentence twice: Python is a programming language that lets you work quickly.", true),
+    ]
+
+    @Test func everyMethodEqualsGreedyDecoding() throws {
+        let f = try fixture()
+        let store = try Datastore(path: f.datastorePath)
+        let session = try f.session()
+        let curve = try VerifyCostCurveCache.curve(
+            model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
+        let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: nil, costCurve: curve)
+        var speculated = 0
+        for p in Self.prompts {
+            let prompt = try f.renderer.tokens(p.text, chat: p.chat)
+            let (reference, arStats) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 40, stopTokens: f.renderer.stopTokens))
+            #expect(arStats.tokens == reference.count && !reference.isEmpty)
+            for method in [DecodingMethod.pld, .rest, .retrieval] {
+                for budget in [TreeBudget.fixed(1), .fixed(5), .fixed(24), .adaptive(maximum: 63)] {
+                    let options = DecodeOptions(method: method, maxTokens: 40, stopTokens: f.renderer.stopTokens, budget: budget)
+                    var streamed: [UInt32] = []
+                    let (output, stats) = try decoder.generate(prompt: prompt, options: options) { streamed += $0 }
+                    #expect(output == reference, "\(method) \(budget) on \(p.text.prefix(30))")
+                    #expect(streamed == output)
+                    // The statistics add up: the first token comes from the prompt pass, every
+                    // step emits its accepted tokens plus a bonus token (the last step may be cut).
+                    let acceptedSpeculative = stats.acceptedBySource.isEmpty ? 0 : stats.tokens - 1 - stats.steps
+                    #expect(stats.tokens == output.count)
+                    #expect(stats.steps >= 1 && stats.tokens <= 1 + stats.steps + stats.verifiedNodes)
+                    #expect(acceptedSpeculative <= stats.verifiedNodes)
+                    if case .fixed(let n) = budget { #expect(stats.verifiedNodes <= n * stats.steps) }
+                    speculated += stats.tokens - 1 - stats.steps
+                }
+            }
+        }
+        // Retrieval did propose accepted tokens somewhere, so the comparison exercised speculation.
+        #expect(speculated > 20)
+    }
+
+    @Test func stopTokensAndTokenLimitsCutExactlyWhereGreedyDecodingStops() throws {
+        let f = try fixture()
+        let store = try Datastore(path: f.datastorePath)
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: store, drafter: nil, costCurve: nil)
+        let prompt = try f.renderer.tokens(Self.prompts[0].text, chat: false)
+        let (full, _) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 48))
+        // Stop at a token that occurs mid-output: every method must end just before it.
+        let stop = full[full.count / 2]
+        let cut = Array(full.prefix(while: { $0 != stop }))
+        for method in [DecodingMethod.ar, .pld, .retrieval] {
+            for limit in [1, 7, 48] {
+                let options = DecodeOptions(method: method, maxTokens: limit, stopTokens: [stop], budget: .fixed(16))
+                let (out, _) = try decoder.generate(prompt: prompt, options: options)
+                #expect(out == Array(cut.prefix(limit)), "\(method) limit \(limit)")
+            }
+        }
+        let (none, stats) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .retrieval, maxTokens: 0, budget: .fixed(4)))
+        #expect(none.isEmpty && stats.tokens == 0)
+    }
+
+    @Test func methodsThatNeedADrafterSaySo() throws {
+        let f = try fixture()
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costCurve: nil)
+        for method in [DecodingMethod.rasd, .draft] {
+            let error = try #require(throws: DecodingError.self) {
+                try decoder.generate(prompt: [1, 2, 3], options: DecodeOptions(method: method, maxTokens: 4, budget: .fixed(4)))
+            }
+            #expect(error.description.contains("drafter"))
+        }
+        let adaptive = try #require(throws: DecodingError.self) {
+            try decoder.generate(prompt: [1, 2, 3], options: DecodeOptions(method: .pld, maxTokens: 4))
+        }
+        #expect(adaptive.description.contains("cost curve"))
+    }
+
+    @Test func aFailingDatastoreFallsBackToThePromptAndSaysSo() throws {
+        final class Failing: RetrievalSource, @unchecked Sendable {
+            var calls = 0
+            var sourceDescription: String { "a datastore that dies" }
+            func retrieve(context: [UInt32], parameters: RetrievalParameters) throws -> CandidateTrie {
+                calls += 1
+                throw DatastoreError(.io, path: "socket", "connection reset by peer")
+            }
+        }
+        let f = try fixture()
+        let failing = Failing()
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: failing, drafter: nil, costCurve: nil)
+        let prompt = try f.renderer.tokens(Self.prompts[1].text, chat: false)
+        let (reference, _) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 24))
+        let (out, stats) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .retrieval, maxTokens: 24, budget: .fixed(8)))
+        #expect(out == reference)
+        #expect(failing.calls == 1)
+        #expect(stats.warnings.count == 1 && stats.warnings[0].contains("a datastore that dies") && stats.warnings[0].contains("prompt alone"))
+    }
+}
