@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rasd-index", targets: ["rasd-index"]),
+        .executable(name: "rasd-allocations", targets: ["rasd-allocations"]),
         .library(name: "RASDGGUF", targets: ["RASDGGUF"]),
         .library(name: "RASDTrees", targets: ["RASDTrees"]),
         .library(name: "RASDDatastore", targets: ["RASDDatastore"]),
@@ -74,8 +75,12 @@ let package = Package(
                 "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding", "RASDService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
+        // Counts the allocations of the per-step tree work for `rasd-index bench trees`; malloc
+        // interposition stays out of rasd-index itself.
+        .executableTarget(
+            name: "rasd-allocations",
+            dependencies: ["RASDTrees", .product(name: "MallocInterposerSwift", package: "malloc-interposer")]),
 
         .testTarget(name: "RASDGGUFTests", dependencies: ["RASDGGUF"]),
         .testTarget(
