@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "RASDDatastore",
             dependencies: [
-                "CLMDB", "CZstd", "RASDTrees",
+                "CLMDB", "CZstd", "CRASDKernels", "RASDTrees",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Byte-level BPE tokenizer (GGUF metadata or tokenizer.json), chat template, streaming decode.
@@ -57,8 +57,8 @@ let package = Package(
         .target(
             name: "RASDCorpus",
             dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
-        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time (see kernels.c
-        // for the measurement that justifies C here).
+        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time, and prefetch hints
+        // for suffix sorting (see kernels.c and rasd_kernels.h for the measurements that justify C).
         .target(name: "CRASDKernels"),
         // GGUF Llama-family inference with tree verification.
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees", "CRASDKernels"]),

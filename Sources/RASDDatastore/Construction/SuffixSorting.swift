@@ -1,3 +1,5 @@
+import CRASDKernels
+
 /// Suffix-array construction by induced sorting (SA-IS; Nong, Zhang and Chan 2009).
 ///
 /// Linear time, and the only memory besides the text and the output is two bucket arrays of the
@@ -169,6 +171,14 @@ enum SuffixSorting {
         SA[b] = (j > 0 && Int(T[j - 1]) < c1) ? ~Int32(j) : Int32(j)
         b += 1
         for i in 0..<n {
+            // Hide the random reads: the text symbol of the entry 64 ahead, the bucket slot of
+            // the entry 32 ahead (entries ahead may still change; a stale hint only costs a line).
+            if i &+ 64 < n {
+                let far = Int(SA[i &+ 64])
+                if far > 1 { rasd_prefetch(T + (far &- 2)) }
+                let near = Int(SA[i &+ 32])
+                if near > 0 { rasd_prefetch_write(SA + Int(B[Int(T[near &- 1])])) }
+            }
             let v = Int(SA[i])
             SA[i] = ~Int32(truncatingIfNeeded: v)
             if v > 0 {
@@ -188,6 +198,12 @@ enum SuffixSorting {
         b = Int(B[0])
         var i = n - 1
         while i >= 0 {
+            if i >= 64 {
+                let far = Int(SA[i &- 64])
+                if far > 1 { rasd_prefetch(T + (far &- 2)) }
+                let near = Int(SA[i &- 32])
+                if near > 0 { rasd_prefetch_write(SA + (Int(B[Int(T[near &- 1])]) &- 1)) }
+            }
             let v = Int(SA[i])
             if v > 0 {
                 j = v - 1
