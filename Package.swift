@@ -13,12 +13,14 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rasd-index", targets: ["rasd-index"]),
+        .executable(name: "rasd-allocations", targets: ["rasd-allocations"]),
         .library(name: "RASDGGUF", targets: ["RASDGGUF"]),
         .library(name: "RASDTrees", targets: ["RASDTrees"]),
         .library(name: "RASDDatastore", targets: ["RASDDatastore"]),
         .library(name: "RASDTokenizer", targets: ["RASDTokenizer"]),
         .library(name: "RASDCorpus", targets: ["RASDCorpus"]),
         .library(name: "RASDModel", targets: ["RASDModel"]),
+        .library(name: "RASDService", targets: ["RASDService"]),
         .library(name: "RASDDecoding", targets: ["RASDDecoding"]),
         .library(name: "RASDDraftHead", targets: ["RASDDraftHead"]),
     ],
@@ -29,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer", exact: "1.6.1"),
         // Property-based tests (test targets only).
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
+        // Structured logs of the retrieval daemon.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libzstd-dev; both ship pkg-config files).
@@ -43,7 +47,7 @@ let package = Package(
         .target(
             name: "RASDDatastore",
             dependencies: [
-                "CLMDB", "CZstd", "RASDTrees",
+                "CLMDB", "CZstd", "CRASDKernels", "RASDTrees",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Byte-level BPE tokenizer (GGUF metadata or tokenizer.json), chat template, streaming decode.
@@ -54,11 +58,15 @@ let package = Package(
         .target(
             name: "RASDCorpus",
             dependencies: ["RASDTokenizer", "RASDGGUF", .product(name: "Crypto", package: "swift-crypto")]),
-        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time (see kernels.c
-        // for the measurement that justifies C here).
+        // Quantized matrix kernels with AVX2 / AVX-512 VNNI, chosen at run time, and prefetch hints
+        // for suffix sorting (see kernels.c and rasd_kernels.h for the measurements that justify C).
         .target(name: "CRASDKernels"),
         // GGUF Llama-family inference with tree verification.
         .target(name: "RASDModel", dependencies: ["RASDGGUF", "RASDTrees", "CRASDKernels"]),
+        // Retrieval daemon on a Unix socket: wire protocol, server, Swift client.
+        .target(
+            name: "RASDService",
+            dependencies: ["RASDDatastore", "RASDTrees", .product(name: "Logging", package: "swift-log")]),
         // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
         .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
         // The EAGLE-style draft head: its drafter (dynamic draft tree), loading, training data.
@@ -67,10 +75,15 @@ let package = Package(
         .executableTarget(
             name: "rasd-index",
             dependencies: [
-                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding", "RASDDraftHead",
+                "RASDDatastore", "RASDTokenizer", "RASDCorpus", "RASDModel", "RASDTrees", "RASDGGUF", "RASDDecoding", "RASDService", "RASDDraftHead",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
+        // Counts the allocations of the per-step tree work for `rasd-index bench trees`; malloc
+        // interposition stays out of rasd-index itself.
+        .executableTarget(
+            name: "rasd-allocations",
+            dependencies: ["RASDTrees", .product(name: "MallocInterposerSwift", package: "malloc-interposer")]),
 
         .testTarget(name: "RASDGGUFTests", dependencies: ["RASDGGUF"]),
         .testTarget(
@@ -86,6 +99,7 @@ let package = Package(
             name: "RASDDraftHeadTests",
             dependencies: ["RASDDraftHead", "RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF", "RASDDatastore"],
             exclude: ["Resources"]),
+        .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
     ],
     swiftLanguageModes: [.v6]

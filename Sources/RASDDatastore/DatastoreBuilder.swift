@@ -1,3 +1,4 @@
+import CRASDKernels
 import Dispatch
 import Foundation
 
@@ -361,7 +362,7 @@ public final class DatastoreBuilder {
         text.shrinkToFit()
         // Reading freed many chunk-sized buffers that the allocator keeps for reuse; hand them
         // back before the suffix array, the build's largest allocation.
-        releaseFreedMemory()
+        rasd_release_free_heap()
         var symbols = text.buffer
         symbols.reverse()
         let (bwt, anchors) = ShardConstruction.transform(
@@ -471,15 +472,4 @@ struct StageClock {
         }
         return 0
     }
-}
-
-/// Returns freed heap memory to the system (glibc's `malloc_trim`, looked up at run time because
-/// Swift's Glibc module does not import `malloc.h`); does nothing elsewhere.
-func releaseFreedMemory() {
-    #if canImport(Glibc)
-    typealias Trim = @convention(c) (Int) -> Int32
-    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
-        _ = unsafeBitCast(symbol, to: Trim.self)(0)
-    }
-    #endif
 }

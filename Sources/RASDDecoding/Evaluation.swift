@@ -181,6 +181,15 @@ extension Array where Element: Hashable {
     }
 }
 
+/// A prompt as the model saw it, for peers that replay the same tokens (llama.cpp).
+public struct RenderedPrompt: Codable, Sendable {
+    public var task: String
+    public var id: String
+    public var tokens: [UInt32]
+    public var maxTokens: Int
+    public var stopTokens: [UInt32]
+}
+
 /// Runs the evaluation: for every prompt, `ar` first, then every other method from the same
 /// prompt KV entries, checking each output against `ar`'s.
 public struct Evaluation {
@@ -205,14 +214,18 @@ public struct Evaluation {
     public func run(
         session: InferenceSession, renderer: PromptRenderer, curve: VerifyCostCurve?, taskDirectory: String,
         datastore: (String) throws -> RetrievalSource?, drafter: Drafter?, log: (String) -> Void
-    ) throws -> [MethodResult] {
+    ) throws -> (results: [MethodResult], prompts: [RenderedPrompt]) {
         var results: [MethodResult] = []
+        var rendered: [RenderedPrompt] = []
         let order = [DecodingMethod.ar] + methods.filter { $0 != .ar }
         for task in tasks {
             let prompts = try EvalPrompt.load(task: task, directory: taskDirectory, limit: limit)
             var byMethod = Dictionary(uniqueKeysWithValues: order.map { ($0, MethodResult(task: task, method: $0.rawValue)) })
             for prompt in prompts {
                 let (tokens, truncated) = try prompt.tokens(renderer: renderer, budget: promptBudget)
+                rendered.append(RenderedPrompt(
+                    task: task, id: prompt.id, tokens: tokens, maxTokens: maxTokens ?? prompt.maxTokens,
+                    stopTokens: renderer.stopTokens.sorted()))
                 let store = try datastore(prompt.datastore)
                 let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costCurve: curve)
                 var reference: [UInt32] = []
@@ -241,6 +254,6 @@ public struct Evaluation {
             }
             results += order.compactMap { byMethod[$0] }
         }
-        return results
+        return (results, rendered)
     }
 }

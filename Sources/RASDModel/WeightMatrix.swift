@@ -385,38 +385,39 @@ enum PortableKernels {
         }
     }
 
-    /// Float weights: each lane accumulates `acc = acc + w[k] * x[k]` for k in order.
+    /// Float weights: each lane accumulates `acc = acc + w[k] * x[k]` for k in order. `load`
+    /// reads the 8 weights of input `k` of a group (`bytesPerInput` apart).
+    @inline(__always)
+    private static func float(
+        _ w: UnsafePointer<UInt8>, _ columns: Int, _ groups: Range<Int>, _ x: UnsafePointer<Float>, _ xstride: Int,
+        _ tokens: Int, _ out: UnsafeMutablePointer<Float>, _ ostride: Int, bytesPerInput: Int,
+        _ load: (UnsafeRawPointer) -> SIMD8<Float>
+    ) {
+        let raw = UnsafeRawPointer(w)
+        for g in groups {
+            let wg = raw + g * columns * bytesPerInput
+            for t in 0..<tokens {
+                var acc = SIMD8<Float>()
+                let xt = x + t * xstride
+                for k in 0..<columns { acc = acc + load(wg + k * bytesPerInput) * xt[k] }
+                (UnsafeMutableRawPointer(out + t * ostride + 8 * g)).storeBytes(of: acc, as: SIMD8<Float>.self)
+            }
+        }
+    }
+
     static func f32(
         _ w: UnsafePointer<UInt8>, _ columns: Int, _ groups: Range<Int>, _ x: UnsafePointer<Float>, _ xstride: Int,
         _ tokens: Int, _ out: UnsafeMutablePointer<Float>, _ ostride: Int
     ) {
-        let raw = UnsafeRawPointer(w)
-        for g in groups {
-            let wg = raw + g * columns * 32
-            for t in 0..<tokens {
-                var acc = SIMD8<Float>()
-                let xt = x + t * xstride
-                for k in 0..<columns { acc = acc + (wg + k * 32).loadUnaligned(as: SIMD8<Float>.self) * xt[k] }
-                (UnsafeMutableRawPointer(out + t * ostride + 8 * g)).storeBytes(of: acc, as: SIMD8<Float>.self)
-            }
-        }
+        float(w, columns, groups, x, xstride, tokens, out, ostride, bytesPerInput: 32) { $0.loadUnaligned(as: SIMD8<Float>.self) }
     }
 
     static func f16(
         _ w: UnsafePointer<UInt8>, _ columns: Int, _ groups: Range<Int>, _ x: UnsafePointer<Float>, _ xstride: Int,
         _ tokens: Int, _ out: UnsafeMutablePointer<Float>, _ ostride: Int
     ) {
-        let raw = UnsafeRawPointer(w)
-        for g in groups {
-            let wg = raw + g * columns * 16
-            for t in 0..<tokens {
-                var acc = SIMD8<Float>()
-                let xt = x + t * xstride
-                for k in 0..<columns {
-                    acc = acc + SIMD8<Float>((wg + k * 16).loadUnaligned(as: SIMD8<Float16>.self)) * xt[k]
-                }
-                (UnsafeMutableRawPointer(out + t * ostride + 8 * g)).storeBytes(of: acc, as: SIMD8<Float>.self)
-            }
+        float(w, columns, groups, x, xstride, tokens, out, ostride, bytesPerInput: 16) {
+            SIMD8<Float>($0.loadUnaligned(as: SIMD8<Float16>.self))
         }
     }
 }

@@ -171,3 +171,68 @@ struct SyntheticLanguage: Sendable {
         return z ^ (z >> 31)
     }
 }
+
+/// A set of synthetic decode steps and the buffers one decode loop reuses, so that a benchmark
+/// can time (or count the allocations of) the same per-step tree work.
+public struct SyntheticDecodeSteps {
+    /// The workloads, used in turn.
+    public let inputs: [SyntheticTreeWorkload]
+    /// Their retrieval tries as trees.
+    public let retrievals: [TokenTree]
+    /// The drafter's top-k at the root of each workload.
+    public let rootTops: [TopTokens]
+    /// A target that agrees along each row's first child, per workload (for greedy acceptance).
+    public private(set) var argmaxes: [[UInt32]] = []
+    public let topK: Int
+    public let budget: Int
+    public let vocabularySize: Int
+
+    public var workspace = TreeWorkspace()
+    public var pruned = TokenTree(), fused = TokenTree(), layout = TreeLayout()
+    public var accepted = AcceptedPath()
+    private var draftTree = TokenTree(), retrievalTree = TokenTree()
+
+    /// Generates `count` workloads from `seed` and runs each step once, so that every buffer has
+    /// grown to its working size.
+    public init(
+        count: Int, seed: UInt64, vocabularySize: Int, draftNodes: Int, retrievalNodes: Int, topK: Int, budget: Int
+    ) throws {
+        inputs = (0..<count).map { w in
+            SyntheticTreeWorkload(seed: seed &+ UInt64(w), vocabularySize: vocabularySize, draftNodes: draftNodes,
+                                  retrievalNodes: retrievalNodes)
+        }
+        retrievals = try inputs.map { try TokenTree(retrieval: $0.retrieval, vocabularySize: vocabularySize) }
+        rootTops = try inputs.map { try TopTokens(distribution: $0.rootDistribution, k: topK) }
+        self.topK = topK
+        self.budget = budget
+        self.vocabularySize = vocabularySize
+        for w in 0..<count {
+            try coreStep(w)
+            argmaxes.append((0..<layout.count).map { row in
+                let children = layout.children(of: row)
+                return children.isEmpty ? 0 : layout.tokens[children.lowerBound]
+            })
+        }
+        for w in 0..<count { try fullStep(w) }
+    }
+
+    /// Prune (dense root row) + fuse + layout of workload `w`.
+    public mutating func coreStep(_ w: Int) throws {
+        try workspace.prune(retrieval: retrievals[w], rootDistribution: inputs[w].rootDistribution, topK: topK, into: &pruned)
+        try workspace.fuse(draft: inputs[w].draft, retrieval: pruned, budget: budget, into: &fused)
+        workspace.layout(fused, pendingToken: inputs[w].pendingToken, into: &layout)
+    }
+
+    /// A whole step: refill the draft and retrieval trees from the drafter's and the datastore's
+    /// arrays, prune, fuse, lay out and accept greedily.
+    public mutating func fullStep(_ w: Int) throws {
+        let input = inputs[w]
+        try draftTree.replaceWithDraft(tokens: input.draftTokens, parents: input.draftParents,
+                                       probabilities: input.draftProbabilities, vocabularySize: vocabularySize)
+        try retrievalTree.replaceWithRetrieval(input.retrieval, vocabularySize: vocabularySize)
+        try workspace.prune(retrieval: retrievalTree, rootDistribution: input.rootDistribution, topK: topK, into: &pruned)
+        try workspace.fuse(draft: draftTree, retrieval: pruned, budget: budget, into: &fused)
+        workspace.layout(fused, pendingToken: input.pendingToken, into: &layout)
+        if w < argmaxes.count { try TreeVerification.acceptGreedy(tree: layout, targetArgmax: argmaxes[w], into: &accepted) }
+    }
+}

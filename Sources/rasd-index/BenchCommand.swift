@@ -6,6 +6,6 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print medians, side by side with peers in the same run.",
-        subcommands: [BenchRetrieval.self, BenchTrees.self, BenchTokenizer.self, BenchEngine.self, BenchDraftHead.self]
+        subcommands: [BenchRetrieval.self, BenchService.self, BenchTrees.self, BenchTokenizer.self, BenchEngine.self, BenchDraftHead.self]
     )
 }

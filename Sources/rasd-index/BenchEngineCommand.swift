@@ -96,6 +96,8 @@ struct BenchEngine: AsyncParsableCommand {
                 }
             }
         }
+        let residentAfterDecoding = EngineBenchmark.residentBytes()
+        let kvAfterDecoding = session.kvCacheBytesTouched
         // Every kernel path on the same prompts: the measurement behind the C kernels.
         var pathRows: [(KernelPath, Double, Double)] = []
         for path in KernelPath.available {
@@ -107,8 +109,6 @@ struct BenchEngine: AsyncParsableCommand {
             }
             pathRows.append((path, median(decode), median(promptRates)))
         }
-        let residentAfterDecoding = EngineBenchmark.residentBytes()
-        let kvAfterDecoding = session.kvCacheBytesTouched
         let curve = try VerifyCostCurve.measure(
             session: session, context: Array(prompt.prefix(context)), sizes: Array(1...maxTree), repeats: repeats)
         let resident = EngineBenchmark.residentBytes()

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import MallocInterposerSwift
 import RASDTrees
 
 /// `rasd-index bench trees`: the per-step tree work of RASD (prune + fuse + layout) on seeded,
@@ -42,33 +41,22 @@ struct BenchTrees: ParsableCommand {
     }
 
     func run() throws {
-        let inputs = (0..<workloads).map { w in
-            SyntheticTreeWorkload(seed: seed &+ UInt64(w), vocabularySize: vocabulary, draftNodes: draftNodes,
-                                  retrievalNodes: retrievalNodes)
-        }
-        let retrievals = try inputs.map { try TokenTree(retrieval: $0.retrieval, vocabularySize: vocabulary) }
-        var rootTops: [TopTokens] = []
-        for input in inputs { rootTops.append(try TopTokens(distribution: input.rootDistribution, k: topK)) }
-
+        var steps = try SyntheticDecodeSteps(
+            count: workloads, seed: seed, vocabularySize: vocabulary, draftNodes: draftNodes, retrievalNodes: retrievalNodes,
+            topK: topK, budget: budget)
+        let inputs = steps.inputs, retrievals = steps.retrievals, rootTops = steps.rootTops, argmaxes = steps.argmaxes
         var workspace = TreeWorkspace()
         var pruned = TokenTree(), fused = TokenTree(), layout = TreeLayout()
         var accepted = AcceptedPath()
 
-        // Shapes, and a target that agrees along each row's best child (for greedy acceptance).
+        // Shapes of the workloads.
         var shapes = Shapes()
-        var argmaxes: [[UInt32]] = []
         var layouts: [TreeLayout] = []
-        for (w, input) in inputs.enumerated() {
-            try workspace.prune(retrieval: retrievals[w], rootDistribution: input.rootDistribution, topK: topK, into: &pruned)
-            try workspace.fuse(draft: input.draft, retrieval: pruned, budget: budget, into: &fused)
-            workspace.layout(fused, pendingToken: input.pendingToken, into: &layout)
-            shapes.add(retrieval: retrievals[w].count, pruned: pruned.count,
-                       union: input.draft.count + pruned.count, fused: fused, layout: layout)
-            layouts.append(layout)
-            argmaxes.append((0..<layout.count).map { row in
-                let children = layout.children(of: row)
-                return children.isEmpty ? 0 : layout.tokens[children.lowerBound]
-            })
+        for w in 0..<workloads {
+            try steps.coreStep(w)
+            shapes.add(retrieval: retrievals[w].count, pruned: steps.pruned.count,
+                       union: inputs[w].draft.count + steps.pruned.count, fused: steps.fused, layout: steps.layout)
+            layouts.append(steps.layout)
         }
 
         // Timed steps: each variant once per step, on the same workload.
@@ -139,46 +127,11 @@ struct BenchTrees: ParsableCommand {
         }
         precondition(sink.isFinite)
 
-        // Steady-state allocations: everything has run above, so the buffers are at size.
-        // First a probe that must count one allocation, so that a 0 below means something.
-        MallocInterposerSwift.reset()
-        MallocInterposerSwift.hook()
-        let probe = [Int](repeating: workloads, count: 1000)
-        MallocInterposerSwift.unhook()
-        guard MallocInterposerSwift.getStatistics().mallocCount >= 1, probe.count == 1000 else {
-            throw ValidationError("allocation counting is not active in this build (malloc-interposer did not interpose)")
-        }
-        let steps = 10 * workloads
-        MallocInterposerSwift.reset()
-        MallocInterposerSwift.hook()
-        for step in 0..<steps {
-            let w = step % workloads
-            try workspace.prune(retrieval: retrievals[w], rootDistribution: inputs[w].rootDistribution, topK: topK, into: &pruned)
-            try workspace.fuse(draft: inputs[w].draft, retrieval: pruned, budget: budget, into: &fused)
-            workspace.layout(fused, pendingToken: inputs[w].pendingToken, into: &layout)
-        }
-        MallocInterposerSwift.unhook()
-        let core = MallocInterposerSwift.getStatistics()
+        // Steady-state allocations, counted by a separate executable (malloc interposition stays
+        // out of rasd-index).
+        let allocations = countAllocations()
 
-        var draftTree = TokenTree(), retrievalTree = TokenTree()
-        func fullStep(_ w: Int) throws {
-            let input = inputs[w]
-            try draftTree.replaceWithDraft(tokens: input.draftTokens, parents: input.draftParents,
-                                           probabilities: input.draftProbabilities, vocabularySize: vocabulary)
-            try retrievalTree.replaceWithRetrieval(input.retrieval, vocabularySize: vocabulary)
-            try workspace.prune(retrieval: retrievalTree, rootDistribution: input.rootDistribution, topK: topK, into: &pruned)
-            try workspace.fuse(draft: draftTree, retrieval: pruned, budget: budget, into: &fused)
-            workspace.layout(fused, pendingToken: input.pendingToken, into: &layout)
-            try TreeVerification.acceptGreedy(tree: layout, targetArgmax: argmaxes[w], into: &accepted)
-        }
-        for w in 0..<workloads { try fullStep(w) }
-        MallocInterposerSwift.reset()
-        MallocInterposerSwift.hook()
-        for step in 0..<steps { try fullStep(step % workloads) }
-        MallocInterposerSwift.unhook()
-        let full = MallocInterposerSwift.getStatistics()
-
-        print(report(stages: stages, shapes: shapes, core: core, full: full, steps: steps))
+        print(report(stages: stages, shapes: shapes, allocations: allocations))
     }
 
     enum Variant {
@@ -209,9 +162,31 @@ struct BenchTrees: ParsableCommand {
         }
     }
 
+    /// Runs `rasd-allocations` (built next to this executable) on the same workloads; its JSON
+    /// line, or an explanation when it cannot run.
+    func countAllocations() -> Result<(steps: Int, core: [Int], full: [Int]), ValidationError> {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("rasd-allocations").path
+        guard FileManager.default.isExecutableFile(atPath: exe) else {
+            return .failure(ValidationError("rasd-allocations is not built next to rasd-index (swift build -c release --product rasd-allocations)"))
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = [workloads, Int(seed), vocabulary, draftNodes, retrievalNodes, topK, budget].map(String.init)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { return .failure(ValidationError("cannot run \(exe): \(error)")) }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        struct Counts: Decodable { var steps: Int; var core: [Int]; var full: [Int] }
+        guard p.terminationStatus == 0, let c = try? JSONDecoder().decode(Counts.self, from: data), c.core.count == 2, c.full.count == 2 else {
+            return .failure(ValidationError("rasd-allocations failed (status \(p.terminationStatus))"))
+        }
+        return .success((c.steps, c.core, c.full))
+    }
+
     func report(
-        stages: [String: [Double]], shapes: Shapes, core: MallocInterposerSwift.Statistics,
-        full: MallocInterposerSwift.Statistics, steps: Int
+        stages: [String: [Double]], shapes: Shapes, allocations: Result<(steps: Int, core: [Int], full: [Int]), ValidationError>
     ) -> String {
         func median(_ xs: [Int]) -> Int { xs.sorted()[xs.count / 2] }
         func quantile(_ xs: [Double], _ q: Double) -> Double {
@@ -243,10 +218,15 @@ struct BenchTrees: ParsableCommand {
             lines.append("target: prune + fuse + layout <= 10 us median (dense root row): \(target)")
         }
         lines.append("")
-        lines.append("allocations in steady state (\(steps) steps after warm-up):")
-        lines.append("  prune + fuse + layout: \(core.mallocCount) allocations, \(core.mallocBytesCount) bytes")
-        lines.append("  full step (refill draft and retrieval trees, prune, fuse, layout, greedy acceptance): "
-            + "\(full.mallocCount) allocations, \(full.mallocBytesCount) bytes")
+        switch allocations {
+        case .success(let a):
+            lines.append("allocations in steady state (\(a.steps) steps after warm-up, counted by rasd-allocations):")
+            lines.append("  prune + fuse + layout: \(a.core[0]) allocations, \(a.core[1]) bytes")
+            lines.append("  full step (refill draft and retrieval trees, prune, fuse, layout, greedy acceptance): "
+                + "\(a.full[0]) allocations, \(a.full[1]) bytes")
+        case .failure(let e):
+            lines.append("allocations: not counted: \(e.message)")
+        }
         return lines.joined(separator: "\n")
     }
 

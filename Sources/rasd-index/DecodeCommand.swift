@@ -65,15 +65,7 @@ struct Decode: AsyncParsableCommand {
         let modelPath = try model ?? ReferenceModel.existingPath()
         let tokenizer = try Tokenizer(contentsOf: modelPath)
         let renderer = PromptRenderer(tokenizer: tokenizer)
-        let promptTokens: [UInt32]
-        switch (prompt, promptIds) {
-        case (let text?, nil): promptTokens = try renderer.tokens(text, chat: chat)
-        case (nil, let list?):
-            guard !chat else { throw ValidationError("--chat needs a text --prompt") }
-            promptTokens = try TokenList.parse(list, option: "--prompt-ids")
-        default: throw ValidationError("pass one prompt: --prompt \"...\" or --prompt-ids 1,2,3")
-        }
-        guard !promptTokens.isEmpty else { throw ValidationError("the prompt is empty") }
+        let promptTokens = try PromptArguments(text: prompt, ids: promptIds, chat: chat).tokens(renderer)
         let source = try datastore.map { try RetrievalSources.open($0, tokenizer: tokenizer) }
         if method == .rest && source == nil { throw ValidationError("--method rest retrieves from a datastore: give --datastore") }
 

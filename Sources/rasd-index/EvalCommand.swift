@@ -89,7 +89,7 @@ struct Eval: AsyncParsableCommand {
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)
         let evaluation = Evaluation(
             tasks: taskNames, methods: methodList, limit: limit, promptBudget: promptBudget, budget: treeBudget, maxTokens: maxTokens)
-        let results = try evaluation.run(
+        let (results, rendered) = try evaluation.run(
             session: session, renderer: PromptRenderer(tokenizer: tokenizer), curve: curve,
             taskDirectory: tasks ?? ReferenceModel.cacheDirectory + "/tasks",
             datastore: { name in
@@ -115,6 +115,9 @@ struct Eval: AsyncParsableCommand {
         let header = "Machine: \(report.machine). Date: \(report.date). Model \(report.model), \(report.kernels) kernels, "
             + "\(threads) threads. Budget \(report.budget); prompts ≤ \(promptBudget) tokens; \(limit.map { "\($0) prompts per task" } ?? "all prompts").\n\n"
         try (header + report.markdown + "\n").write(toFile: directory + "/eval.md", atomically: true, encoding: .utf8)
+        // The prompts as token ids, for scripts/eval/llama_cpp_side_by_side.py.
+        let lines = try rendered.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/prompts.jsonl", atomically: true, encoding: .utf8)
         if plot { try report.svg.write(toFile: directory + "/eval.svg", atomically: true, encoding: .utf8) }
         print(header + report.markdown)
         print("\nwritten to \(directory)/")

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
 import RASDGGUF
+import RASDDecoding
 import RASDModel
+import RASDTokenizer
 
 /// `rasd-index generate`: plain (non-speculative) generation with the engine, streaming tokens.
 struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate from a GGUF model with the rasd engine (greedy or sampled), streaming the output.",
         discussion: """
-            Prompt and decode speeds go to stderr. Until the tokenizer lands in this build, \
-            prompts are token ids (--prompt-ids) and output is token ids.
+            Prompt and decode speeds go to stderr. The prompt is text (--prompt, with --chat for the \
+            model's chat template) or token ids (--prompt-ids); --ids prints ids instead of text.
             """)
 
     @Option(help: "GGUF model file (default: the reference model in the rasd cache).")
@@ -18,10 +20,10 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Prompt as comma-separated token ids, e.g. 1,2,3.")
     var promptIds: String?
 
-    @Option(help: "Prompt text (needs the tokenizer).")
+    @Option(help: "Prompt text.")
     var prompt: String?
 
-    @Flag(help: "Wrap the prompt in the model's chat template (needs the tokenizer).")
+    @Flag(help: "Wrap the prompt in the model's chat template.")
     var chat = false
 
     @Option(help: "Tokens to generate at most (stops earlier at end of sequence).")
@@ -36,7 +38,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Print the generated token ids on one line instead of text (until the tokenizer lands, ids are printed either way).")
+    @Flag(help: "Print the generated token ids on one line instead of text.")
     var ids = false
 
     @Option(help: "Threads for the forward pass.")
@@ -46,14 +48,17 @@ struct Generate: AsyncParsableCommand {
     var kernels: String?
 
     func run() async throws {
-        let model = try LlamaModel(path: model ?? ReferenceModel.existingPath())
-        let promptTokens = try promptTokenIDs()
+        let modelPath = try model ?? ReferenceModel.existingPath()
+        let model = try LlamaModel(path: modelPath)
+        let tokenizer = try Tokenizer(contentsOf: modelPath)
+        let promptTokens = try PromptArguments(text: prompt, ids: promptIds, chat: chat).tokens(PromptRenderer(tokenizer: tokenizer))
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be at least 0") }
         let session = try InferenceSession(
             model: model, capacity: min(model.config.contextLength, promptTokens.count + maxTokens + 1),
             threads: threads, kernels: try kernels.map(KernelPath.named))
         var sampler = try Sampler(temperature: temperature, topP: topP, seed: seed)
-        var output = TokenOutput(asIDs: ids)
+        var output = TokenStream(tokenizer: tokenizer, asIDs: ids)
+        let stops = PromptRenderer(tokenizer: tokenizer).stopTokens.union(model.endOfSequenceToken.map { [$0] } ?? [])
 
         let start = DispatchTime.now()
         try session.prefill(promptTokens)
@@ -62,10 +67,10 @@ struct Generate: AsyncParsableCommand {
 
         let decodeStart = DispatchTime.now()
         var generated = 0
-        while generated < maxTokens {
-            output.emit(next)
+        while generated < maxTokens, !stops.contains(next) {
+            try output.emit([next])
             generated += 1
-            if next == model.endOfSequenceToken || generated == maxTokens { break }
+            if generated == maxTokens { break }
             try session.decodeStep(next)
             next = try session.withLastLogits { sampler.sample($0) }
         }
@@ -79,44 +84,28 @@ struct Generate: AsyncParsableCommand {
         ).utf8))
     }
 
-    /// The prompt as token ids. Text prompts are the seam for the tokenizer (RASDTokenizer).
-    private func promptTokenIDs() throws -> [UInt32] {
-        if let promptIds {
-            guard prompt == nil else { throw ValidationError("pass either --prompt or --prompt-ids, not both") }
-            guard !chat else { throw ValidationError("--chat needs a text --prompt") }
-            return try Self.parseIDs(promptIds)
-        }
-        guard prompt != nil else { throw ValidationError("pass a prompt: --prompt \"...\" or --prompt-ids 1,2,3") }
-        throw ValidationError("text prompts need the tokenizer, which this build does not have yet; pass --prompt-ids")
-    }
-
-    static func parseIDs(_ text: String) throws -> [UInt32] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        let ids = parts.compactMap { UInt32($0.trimmingCharacters(in: .whitespaces)) }
-        guard !ids.isEmpty, ids.count == parts.count else {
-            throw ValidationError("--prompt-ids must be comma-separated token ids, e.g. 1,2,3 (got \"\(text)\")")
-        }
-        return ids
-    }
-
     private func seconds(since start: DispatchTime) -> Double {
         max(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9, 1e-9)
     }
 }
 
-/// Streams generated tokens to stdout. The seam for text output: once the tokenizer is in the
-/// build, `emit` decodes incrementally when `asIDs` is false; until then it prints ids.
-struct TokenOutput {
-    let asIDs: Bool
-    private var first = true
+/// A prompt given as text (optionally a chat turn) or as token ids.
+struct PromptArguments {
+    var text: String?
+    var ids: String?
+    var chat: Bool
 
-    init(asIDs: Bool) { self.asIDs = asIDs }
-
-    mutating func emit(_ token: UInt32) {
-        // Text output needs RASDTokenizer (issue in progress): ids for now, whatever `asIDs` says.
-        FileHandle.standardOutput.write(Data(((first ? "" : " ") + String(token)).utf8))
-        first = false
+    func tokens(_ renderer: PromptRenderer) throws -> [UInt32] {
+        let tokens: [UInt32]
+        switch (text, ids) {
+        case (let text?, nil): tokens = try renderer.tokens(text, chat: chat)
+        case (nil, let list?):
+            guard !chat else { throw ValidationError("--chat needs a text --prompt") }
+            tokens = try TokenList.parse(list, option: "--prompt-ids")
+        case (.some, .some): throw ValidationError("pass either --prompt or --prompt-ids, not both")
+        default: throw ValidationError("pass a prompt: --prompt \"...\" or --prompt-ids 1,2,3")
+        }
+        guard !tokens.isEmpty else { throw ValidationError("the prompt is empty") }
+        return tokens
     }
-
-    func finish() { FileHandle.standardOutput.write(Data("\n".utf8)) }
 }

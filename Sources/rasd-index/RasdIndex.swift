@@ -9,6 +9,9 @@ struct RasdIndex: AsyncParsableCommand {
         commandName: "rasd-index",
         abstract: "Retrieval-augmented speculative decoding: datastores, retrieval and decoding.",
         version: "0.1.0",
-        subcommands: [Build.self, Info.self, Query.self, Verify.self, Tokenize.self, Corpus.self, Generate.self, Decode.self, Eval.self, Bench.self, DraftHeadCommand.self]
+        subcommands: [
+            Build.self, Info.self, Query.self, Verify.self, Serve.self, Stats.self, Reload.self, Tokenize.self, Corpus.self,
+            Generate.self, Decode.self, Eval.self, Bench.self, DraftHeadCommand.self,
+        ]
     )
 }

@@ -43,6 +43,13 @@ static inline void rasd_release_free_heap(void) {
 #endif
 }
 
+/// Prefetch hints for the suffix sorting of datastore builds. Swift has no prefetch instruction;
+/// in SA-IS's induction scans, prefetching the text symbol of the entry 64 slots ahead and the
+/// bucket slot 32 ahead took the CPU time of sorting 30 M tokens from 3.7-4.5 s to 2.9-3.3 s
+/// (alternating runs, 2026-11-27, shared 2-core EPYC).
+static inline void rasd_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+static inline void rasd_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 /// 0: none of the kernels below can run; 1: AVX2+FMA+F16C; 2: AVX-512 F/BW/VL + VNNI as well.
 int rasd_cpu_level(void);
 

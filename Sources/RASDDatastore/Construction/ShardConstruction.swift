@@ -63,33 +63,39 @@ enum ShardConstruction {
         lists.initialize(repeating: [])
         defer { lists.deinitialize(); lists.deallocate() }
         let listBase = UnsafeSendable(lists.baseAddress.unsafelyUnwrapped)
+        @Sendable func symbol(_ r: Int, _ anchors: inout [UInt32]) -> S {
+            let p = Int(saBase.value[r - 1])
+            if p % anchorStride == 0 { anchors.append(UInt32(r)); anchors.append(UInt32(p)) }
+            return p > 0 ? text.value[p - 1] : 0
+        }
+        // The first side row reads the entry that the first thread's first 32-bit write lands on:
+        // take it before the threads start.
+        let boundary = split - 1
+        var boundaryAnchors: [UInt32] = []
+        side[0] = symbol(boundary, &boundaryAnchors)
         DispatchQueue.concurrentPerform(iterations: 2) { part in
             var anchors: [UInt32] = []
-            @inline(__always) func symbol(_ r: Int) -> S {
-                let p = Int(saBase.value[r - 1])
-                if p % anchorStride == 0 { anchors.append(UInt32(r)); anchors.append(UInt32(p)) }
-                return p > 0 ? text.value[p - 1] : 0
-            }
             if part == 0 {
                 // 16-bit symbols land below the entries still to read when going forward;
                 // 32-bit ones land on the entry just consumed when going backward.
                 if wide {
-                    var r = split - 2
-                    while r >= 1 { bwt.value[r] = symbol(r); r -= 1 }
+                    var r = boundary - 1
+                    while r >= 1 { bwt.value[r] = symbol(r, &anchors); r -= 1 }
                 } else {
-                    for r in 1..<(split - 1) { bwt.value[r] = symbol(r) }
+                    for r in 1..<boundary { bwt.value[r] = symbol(r, &anchors) }
                 }
             } else {
-                for r in (split - 1)..<rows { sideBase.value[r - (split - 1)] = symbol(r) }
+                for r in (boundary + 1)..<rows { sideBase.value[r - boundary] = symbol(r, &anchors) }
             }
             listBase.value[part] = anchors
         }
         let out = saRaw.assumingMemoryBound(to: S.self)
-        for r in (split - 1)..<rows { out[r] = side[r - (split - 1)] }
+        for r in boundary..<rows { out[r] = side[r - boundary] }
         out[0] = reversed[n - 1]
         let shrunk = realloc(saRaw, rows * MemoryLayout<S>.size) ?? saRaw
         clock.lap("Burrows-Wheeler transform")
         var anchors = lists[0]
+        anchors.append(contentsOf: boundaryAnchors)
         anchors.append(contentsOf: lists[1])
         return (UnsafeMutableBufferPointer(start: shrunk.assumingMemoryBound(to: S.self), count: rows), anchors)
     }

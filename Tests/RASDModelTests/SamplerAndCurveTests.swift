@@ -1,0 +1,56 @@
+import Foundation
+import RASDModel
+import Testing
+
+@Suite struct SamplerAndCurveTests {
+    @Test func greedyAndNucleusPickTheArgmax() throws {
+        let logits: [Float] = [0.5, 3, 3, -1]
+        try logits.withUnsafeBufferPointer { l in
+            var greedy = try Sampler()
+            #expect(greedy.sample(l) == 1)  // ties go to the smaller id
+            var narrow = try Sampler(temperature: 1, topP: 1e-6, seed: 9)
+            for _ in 0..<50 { #expect(narrow.sample(l) == 1) }  // the nucleus is the single most likely token
+        }
+        #expect(throws: EngineError.self) { try Sampler(temperature: -1) }
+        #expect(throws: EngineError.self) { try Sampler(topP: 0) }
+    }
+
+    @Test func samplingFollowsTheSoftmaxAndRepeatsWithItsSeed() throws {
+        let logits: [Float] = [log(1), log(2), log(7)]  // probabilities 0.1, 0.2, 0.7
+        try logits.withUnsafeBufferPointer { l in
+            var a = try Sampler(temperature: 1, seed: 42), b = try Sampler(temperature: 1, seed: 42)
+            var counts = [0, 0, 0]
+            for _ in 0..<20_000 {
+                let x = a.sample(l)
+                #expect(x == b.sample(l))
+                counts[Int(x)] += 1
+            }
+            for (i, p) in [0.1, 0.2, 0.7].enumerated() {
+                #expect(abs(Double(counts[i]) / 20_000 - p) < 0.015, "token \(i): \(counts[i])")
+            }
+            // top-p 0.75 keeps tokens 2 and 1 (0.7 + 0.2), never token 0.
+            var nucleus = try Sampler(temperature: 1, topP: 0.75, seed: 1)
+            for _ in 0..<2_000 { #expect(nucleus.sample(l) != 0) }
+        }
+    }
+
+    @Test func costCurveInterpolatesAndExtrapolates() {
+        let curve = VerifyCostCurve(
+            contextLength: 0, threads: 2, kernels: "test", singleStepSeconds: 0.01, sizes: [1, 2, 4, 8],
+            seconds: [0.01, 0.012, 0.016, 0.03], relative: [1, 1.2, 1.6, 3])
+        #expect(curve.relativeCost(ofTreeSize: 1) == 1)
+        #expect(abs(curve.relativeCost(ofTreeSize: 3) - 1.4) < 1e-12)
+        #expect(abs(curve.relativeCost(ofTreeSize: 6) - 2.3) < 1e-12)
+        #expect(abs(curve.relativeCost(ofTreeSize: 10) - 3.7) < 1e-12)  // slope 0.35 per node beyond 8
+    }
+
+    @Test func measuredCurveCoversTheSizesAndLeavesTheContext() throws {
+        let model = try Fixtures.model.get()
+        let session = try InferenceSession(model: model, capacity: 64, threads: 2)
+        let context = Array(Fixtures.chatPrompt.prefix(16))
+        let curve = try VerifyCostCurve.measure(session: session, context: context, sizes: [1, 4, 8], repeats: 2)
+        #expect(curve.sizes == [1, 4, 8] && curve.seconds.count == 3 && curve.relative.count == 3)
+        #expect(curve.seconds.allSatisfy { $0 > 0 } && curve.singleStepSeconds > 0)
+        #expect(session.committedTokens == context)
+    }
+}
