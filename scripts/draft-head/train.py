@@ -127,8 +127,8 @@ def main():
         return total, {"reg": mean(reg), "ce": mean(ce), "top1": mean(top1), "pred_logits": pred_logits}
 
     # Linear warm-up, then cosine decay to 2% over the planned steps. The rate is fed in per
-    # step, so that with --max-minutes the plan can shrink to what fits (measured after 20 steps)
-    # and still end decayed.
+    # step, so that with --max-minutes the plan can follow the machine's pace (re-measured every
+    # 50 steps: it is shared) up to --steps, and still end decayed.
     planned = a.steps
 
     def schedule(s):
@@ -204,11 +204,11 @@ def main():
             # Re-plan from the last 50 steps' pace (the machine is shared: it changes).
             per_step = (time.time() - t_steps) / 50
             t_steps = time.time()
-            fits = s + int((60 * a.max_minutes - (time.time() - t0) - 60) / (per_step * 1.05))
-            if fits < planned:
-                print(f"train: {per_step:.1f} s per step; {planned} steps do not fit in --max-minutes {a.max_minutes}, "
-                      f"planning {max(fits, s + 1)}", file=sys.stderr)
-                planned = max(fits, s + 1)
+            fits = max(s + 1, min(a.steps, s + int((60 * a.max_minutes - (time.time() - t0) - 60) / (per_step * 1.05))))
+            if fits != planned and (fits < planned or fits > planned * 1.1):
+                print(f"train: {per_step:.1f} s per step; planning {fits} of the {a.steps} steps asked for, "
+                      f"to end within --max-minutes {a.max_minutes}", file=sys.stderr)
+                planned = fits
         if s == 2:
             t_steps = time.time()  # after the first step's compilation
         if cursor + a.batch > len(order_w):
