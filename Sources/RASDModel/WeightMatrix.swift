@@ -99,7 +99,7 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// A float matrix from row-major `values` (`rows × columns`), stored as `format`
     /// (`.f32` or `.f16`; for draft heads and tests).
-    public init(rows: Int, columns: Int, values: [Float], format: Format = .f32) throws {
+    public convenience init(rows: Int, columns: Int, values: [Float], format: Format = .f32) throws {
         guard rows > 0, columns > 0, columns % 32 == 0, values.count == rows * columns else {
             throw EngineError.invalidArgument(
                 "a weight matrix needs rows × columns values with columns a multiple of 32 (got \(values.count) for \(rows) × \(columns))")
@@ -107,12 +107,7 @@ public final class WeightMatrix: @unchecked Sendable {
         guard format == .f32 || format == .f16 else {
             throw EngineError.invalidArgument("float weights can be stored as f32 or f16, not \(format)")
         }
-        self.format = format
-        self.rows = rows
-        self.columns = columns
-        groups = (rows + 7) / 8
-        storage = AlignedBuffer(byteCount: groups * Self.groupBytes(format, columns: columns))
-        storage.raw.initializeMemory(as: UInt8.self, repeating: 0, count: storage.byteCount)
+        self.init(format: format, rows: rows, columns: columns)
         for r in 0..<rows {
             let g = r / 8, lane = r % 8
             for k in 0..<columns {
@@ -126,7 +121,7 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// A zeroed matrix of `rows` × `columns` in `format`, filled by the caller (row gathering).
+    /// A zeroed matrix of `rows` × `columns` in `format`, filled by the caller.
     init(format: Format, rows: Int, columns: Int) {
         self.format = format
         self.rows = rows
