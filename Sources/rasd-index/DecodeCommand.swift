@@ -75,7 +75,9 @@ struct Decode: AsyncParsableCommand {
             throw ValidationError("--budget must be 'auto' or a number of nodes")
         }
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("decode: " + $0 + "\n").utf8)) }
-        let curve = method == .ar || treeBudget != .adaptive(maximum: maxBudget)
+        let adaptive: Bool
+        if case .adaptive = treeBudget { adaptive = true } else { adaptive = false }
+        let curve = method == .ar || !adaptive
             ? nil : try VerifyCostCurveCache.curve(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: nil, costCurve: curve)
