@@ -99,13 +99,19 @@ enum Machine {
 
 /// Runs a child process and measures its wall time and peak resident memory.
 enum ChildProcess {
+    /// The child's standard output goes to standard error, so that the caller's own output
+    /// (the `--json` object) stays the only thing on standard output.
     static func measure(executable: String, arguments: [String]) throws -> (seconds: Double, peakBytes: Int) {
         let path = executable.contains("/") ? executable : "/proc/self/exe"
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO)
         let start = Date()
-        let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard rc == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         var usage = rusage()
