@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,12 +53,20 @@ def write_tokenized(tokens_path, starts_path, out_dir):
     return len(tokens), documents
 
 
+@dataclass
+class BuildMeasurement:
+    seconds: float
+    cpu_seconds: float
+    peak_bytes: int  # of the process tree, sampled
+    peak_single_process_bytes: int  # the largest ru_maxrss of one process of the tree
+
+
 def build_suffix_array(index_dir, cpus, mem_gib, log_path):
     """Runs infini-gram's own `build_sa` (its rust_indexing steps) in a child process.
 
-    Returns (seconds, peak_tree_rss_bytes, peak_single_process_rss_bytes). The tree figure sums
-    the resident memory of the child and all its descendants (the parallel rust_indexing jobs),
-    sampled every 20 ms; the single-process figure is the kernel's ru_maxrss.
+    Returns a BuildMeasurement. The peak sums the resident memory of the child and all its
+    descendants (the parallel rust_indexing jobs), sampled every 20 ms; CPU time is the user and
+    system time of the child and its descendants.
     """
     table = os.path.join(index_dir, "table.0")
     if os.path.exists(table):
@@ -77,7 +86,7 @@ def build_suffix_array(index_dir, cpus, mem_gib, log_path):
         sampler.stop()
     if child.returncode != 0 or not os.path.exists(table):
         raise SystemExit(f"infini-gram build_sa failed (status {child.returncode}); see {log_path}")
-    return seconds, sampler.peak, usage.ru_maxrss * 1024
+    return BuildMeasurement(seconds, usage.ru_utime + usage.ru_stime, sampler.peak, usage.ru_maxrss * 1024)
 
 
 def disk_bytes(index_dir):
@@ -179,8 +188,9 @@ def main():
     ap.add_argument("--mem", type=int, default=16, help="GiB infini-gram may use (sets its batching)")
     a = ap.parse_args()
     n, d = write_tokenized(a.tokens, a.starts, a.output)
-    seconds, tree, single = build_suffix_array(a.output, a.cpus, a.mem, os.path.join(a.output, "build_sa.log"))
-    print(f"{n} tokens, {d} documents; build_sa {seconds:.1f} s, peak {tree / 2**20:.0f} MiB (process tree), "
+    b = build_suffix_array(a.output, a.cpus, a.mem, os.path.join(a.output, "build_sa.log"))
+    print(f"{n} tokens, {d} documents; build_sa {b.seconds:.1f} s ({b.cpu_seconds:.1f} s CPU), "
+          f"peak {b.peak_bytes / 2**20:.0f} MiB (process tree), "
           f"{disk_bytes(a.output) / n:.2f} bytes/token on disk")
 
 
