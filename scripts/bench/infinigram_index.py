@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """infini-gram 2.6.0 as a peer and as an oracle: its on-disk index, built from rasd's token ids.
 
 infini-gram's index of one shard is three files (read `infini_gram/indexing.py` in the wheel):
