@@ -67,7 +67,7 @@ let package = Package(
             name: "RASDService",
             dependencies: ["RASDDatastore", "RASDTrees", .product(name: "Logging", package: "swift-log")]),
         // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
-        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
+        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDService"]),
 
         .executableTarget(
             name: "rasd-index",
@@ -92,7 +92,7 @@ let package = Package(
         // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
         .testTarget(name: "RASDModelTests", dependencies: ["RASDModel", "RASDGGUF", "RASDTrees"], exclude: ["Resources"]),
         .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
-        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF", "RASDService"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -99,6 +99,9 @@ enum RetrievalSources {
     /// A name under indexes/, a datastore directory, or `socket:PATH/NAME`.
     static func open(_ spec: String, tokenizer: Tokenizer) throws -> RetrievalSource {
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)
+        if let (socket, name) = try DaemonRetrievalSource.parse(spec) {
+            return try DaemonRetrievalSource(socketPath: socket, datastore: name, expectedTokenizer: identity)
+        }
         let path = spec.contains("/") || FileManager.default.fileExists(atPath: spec) ? spec : "indexes/\(spec)"
         return try Datastore(path: path, expectedTokenizer: identity)
     }
