@@ -68,7 +68,7 @@ let package = Package(
             name: "RASDService",
             dependencies: ["RASDDatastore", "RASDTrees", .product(name: "Logging", package: "swift-log")]),
         // Speculative decoding: drafters, prompt lookup, retrieval fusion, the decode loop, evaluation.
-        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer"]),
+        .target(name: "RASDDecoding", dependencies: ["RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDService"]),
         // The EAGLE-style draft head: its drafter (dynamic draft tree), loading, training data.
         .target(name: "RASDDraftHead", dependencies: ["RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF"]),
 
@@ -100,7 +100,7 @@ let package = Package(
             dependencies: ["RASDDraftHead", "RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF", "RASDDatastore"],
             exclude: ["Resources"]),
         .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
-        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF"]),
+        .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF", "RASDService"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -42,7 +42,7 @@ struct BenchRetrieval: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var build: (seconds: Double, peakBytes: Int)?
+        var build: ChildProcess.Measurement?
         if let tokens = buildTokens {
             guard let vocabSize else { throw ValidationError("--build-tokens needs --vocab-size") }
             var arguments = ["build", "corpus", tokens, "--vocab-size", "\(vocabSize)", "--output", datastore, "--force"]
@@ -58,11 +58,13 @@ struct BenchRetrieval: AsyncParsableCommand {
         if json {
             struct Output: Encodable {
                 var machine: String, date: String, datastore: String, tokens: Int, bytesPerToken: Double
-                var buildSeconds: Double?, buildPeakBytes: Int?, queries: Int, runs: Int, result: RetrievalBenchmarkResult
+                var buildSeconds: Double?, buildCPUSeconds: Double?, buildPeakBytes: Int?, queries: Int, runs: Int
+                var result: RetrievalBenchmarkResult
             }
             print(try Formatting.json(Output(
                 machine: Machine.description, date: Machine.date, datastore: datastore, tokens: info.header.tokens,
-                bytesPerToken: info.bytesPerToken, buildSeconds: build?.seconds, buildPeakBytes: build?.peakBytes,
+                bytesPerToken: info.bytesPerToken, buildSeconds: build?.seconds,
+                buildCPUSeconds: build?.cpuSeconds, buildPeakBytes: build?.peakBytes,
                 queries: set.count, runs: runs, result: result)))
             return
         }
@@ -71,7 +73,7 @@ struct BenchRetrieval: AsyncParsableCommand {
         print("datastore   \(datastore): \(info.header.tokens) tokens, \(info.header.documents) documents, \(info.header.shards) shard(s)")
         print("size        \(Formatting.bytes(info.bytesOnDisk)), \(String(format: "%.2f", info.bytesPerToken)) bytes/token")
         if let build {
-            print(String(format: "build       %.1f s wall, peak RSS %@ (%.1f bytes/token)", build.seconds,
+            print(String(format: "build       %.1f s wall, %.1f s CPU, peak RSS %@ (%.1f bytes/token)", build.seconds, build.cpuSeconds,
                 Formatting.bytes(build.peakBytes), Double(build.peakBytes) / Double(max(1, info.header.tokens))))
         }
         let l = result.latency
@@ -90,30 +92,47 @@ enum Machine {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
-        return "\(cpu ?? "unknown CPU"), \(ProcessInfo.processInfo.activeProcessorCount) cores, "
+        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores, "
             + Formatting.bytes(Int(ProcessInfo.processInfo.physicalMemory)) + " RAM"
     }
 
     static var date: String { ISO8601DateFormatter().string(from: Date()) }
 }
 
-/// Runs a child process and measures its wall time and peak resident memory.
+/// Runs a child process and measures its wall time, CPU time and peak resident memory.
 enum ChildProcess {
-    static func measure(executable: String, arguments: [String]) throws -> (seconds: Double, peakBytes: Int) {
+    struct Measurement {
+        /// Wall time.
+        var seconds: Double
+        /// User plus system CPU time: on a shared machine, less sensitive to other load than wall time.
+        var cpuSeconds: Double
+        /// Peak resident memory.
+        var peakBytes: Int
+    }
+
+    /// The child's standard output goes to standard error, so that the caller's own output
+    /// (the `--json` object) stays the only thing on standard output.
+    static func measure(executable: String, arguments: [String]) throws -> Measurement {
         let path = executable.contains("/") ? executable : "/proc/self/exe"
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO)
         let start = Date()
-        let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard rc == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let seconds = Date().timeIntervalSince(start)
+        let elapsed = Date().timeIntervalSince(start)
         guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
             throw ValidationError("the build failed (status \(status))")
         }
-        return (seconds, Int(usage.ru_maxrss) * 1024)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return Measurement(
+            seconds: elapsed, cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime), peakBytes: Int(usage.ru_maxrss) * 1024)
     }
 }

@@ -82,7 +82,9 @@ struct Decode: AsyncParsableCommand {
             throw ValidationError("--budget must be 'auto' or a number of nodes")
         }
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("decode: " + $0 + "\n").utf8)) }
-        let curve = method == .ar || treeBudget != .adaptive(maximum: maxBudget)
+        let adaptive: Bool
+        if case .adaptive = treeBudget { adaptive = true } else { adaptive = false }
+        let curve = method == .ar || !adaptive
             ? nil : try VerifyCostCurveCache.curve(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = method.usesDrafter
@@ -107,6 +109,9 @@ enum RetrievalSources {
     /// A name under indexes/, a datastore directory, or `socket:PATH/NAME`.
     static func open(_ spec: String, tokenizer: Tokenizer) throws -> RetrievalSource {
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)
+        if let (socket, name) = try DaemonRetrievalSource.parse(spec) {
+            return try DaemonRetrievalSource(socketPath: socket, datastore: name, expectedTokenizer: identity)
+        }
         let path = spec.contains("/") || FileManager.default.fileExists(atPath: spec) ? spec : "indexes/\(spec)"
         return try Datastore(path: path, expectedTokenizer: identity)
     }

@@ -3,6 +3,7 @@ import RASDDatastore
 import RASDDecoding
 import RASDGGUF
 import RASDModel
+import RASDService
 import RASDTokenizer
 import RASDTrees
 import Testing
@@ -135,5 +136,76 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         #expect(out == reference)
         #expect(failing.calls == 1)
         #expect(stats.warnings.count == 1 && stats.warnings[0].contains("a datastore that dies") && stats.warnings[0].contains("prompt alone"))
+    }
+
+    /// `socket:PATH/NAME`: the daemon answers what the datastore answers in process, so decoding
+    /// through it takes exactly the same steps; when the daemon dies mid-decode the decoder
+    /// finishes from the prompt alone, still equal to greedy decoding, and says so.
+    @Test func aDaemonSourceDecodesLikeTheDatastoreAndSurvivesTheDaemonDying() throws {
+        let f = try fixture()
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decode-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try RetrievalServer(configuration: ServerConfiguration(socketPath: socket, datastores: [DatastoreSpec(name: "small", path: f.datastorePath)]))
+        let stopped = DispatchSemaphore(value: 0)
+        Thread { try? server.run(); stopped.signal() }.start()
+        #expect(server.waitUntilListening(timeout: 10))
+        defer { server.shutdown(); _ = stopped.wait(timeout: .now() + 30) }
+
+        let identity = TokenizerIdentity(name: f.tokenizer.name, fingerprint: f.tokenizer.fingerprint)
+        let parsed = try #require(try DaemonRetrievalSource.parse("socket:\(socket)/small"))
+        #expect(parsed.socketPath == socket && parsed.datastore == "small")
+        let remote = try DaemonRetrievalSource(socketPath: parsed.socketPath, datastore: parsed.datastore, expectedTokenizer: identity)
+        let local = try Datastore(path: f.datastorePath)
+        let prompt = try f.renderer.tokens(Self.prompts[0].text, chat: false)
+        let options = DecodeOptions(method: .rest, maxTokens: 32, budget: .fixed(12))
+        let (reference, _) = try SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costCurve: nil)
+            .generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 32))
+        let (viaLocal, localStats) = try SpeculativeDecoder(session: try f.session(), datastore: local, drafter: nil, costCurve: nil)
+            .generate(prompt: prompt, options: options)
+        let (viaDaemon, daemonStats) = try SpeculativeDecoder(session: try f.session(), datastore: remote, drafter: nil, costCurve: nil)
+            .generate(prompt: prompt, options: options)
+        #expect(viaLocal == reference && viaDaemon == reference)
+        #expect(daemonStats.steps == localStats.steps && daemonStats.acceptedBySource == localStats.acceptedBySource)
+        #expect(daemonStats.warnings.isEmpty && localStats.steps < reference.count - 1)  // retrieval did speculate
+
+        // The daemon stops after the third request of the next decode.
+        final class Dying: RetrievalSource, @unchecked Sendable {
+            let inner: DaemonRetrievalSource, server: RetrievalServer
+            var calls = 0
+            init(_ inner: DaemonRetrievalSource, _ server: RetrievalServer) { (self.inner, self.server) = (inner, server) }
+            var sourceDescription: String { inner.sourceDescription }
+            func retrieve(context: [UInt32], parameters: RetrievalParameters) throws -> CandidateTrie {
+                calls += 1
+                if calls == 3 { server.shutdown() }
+                return try inner.retrieve(context: context, parameters: parameters)
+            }
+        }
+        let dying = Dying(remote, server)
+        let (afterDeath, stats) = try SpeculativeDecoder(session: try f.session(), datastore: dying, drafter: nil, costCurve: nil)
+            .generate(prompt: prompt, options: options)
+        #expect(afterDeath == reference)
+        // The daemon finishes what is in flight when it stops, so the third request may still
+        // be answered; the next one fails and is the last.
+        #expect((3...4).contains(dying.calls))
+        #expect(stats.warnings.count == 1 && stats.warnings[0].contains("socket:\(socket)/small") && stats.warnings[0].contains("prompt alone"))
+
+        // Bad specifications and names get errors that say what to do.
+        #expect(throws: DecodingError.self) { try DaemonRetrievalSource.parse("socket:/no-name/") }
+        #expect(try DaemonRetrievalSource.parse("indexes/code") == nil)
+        #expect(throws: ServiceError.self) { try DaemonRetrievalSource(socketPath: socket + ".missing", datastore: "small", expectedTokenizer: nil) }
+    }
+
+    @Test func aDaemonSourceNamesWhatIsWrong() throws {
+        let f = try fixture()
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decode-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try RetrievalServer(configuration: ServerConfiguration(socketPath: socket, datastores: [DatastoreSpec(name: "small", path: f.datastorePath)]))
+        let stopped = DispatchSemaphore(value: 0)
+        Thread { try? server.run(); stopped.signal() }.start()
+        #expect(server.waitUntilListening(timeout: 10))
+        defer { server.shutdown(); _ = stopped.wait(timeout: .now() + 30) }
+        let unknown = try #require(throws: DecodingError.self) { try DaemonRetrievalSource(socketPath: socket, datastore: "code", expectedTokenizer: nil) }
+        #expect(unknown.description.contains("no datastore named 'code'") && unknown.description.contains("small"))
+        let other = TokenizerIdentity(name: "other", fingerprint: String(repeating: "ab", count: 32))
+        let foreign = try #require(throws: DecodingError.self) { try DaemonRetrievalSource(socketPath: socket, datastore: "small", expectedTokenizer: other) }
+        #expect(foreign.description.contains("other") && foreign.description.contains(f.tokenizer.name))
     }
 }

@@ -206,18 +206,6 @@ import Glibc
         let ds = try TestDatastore(at: dir.file("ds"), seed: 51)
         let daemon = try DaemonProcess(socketPath: dir.file("s"), arguments: ["--datastore", "code=\(ds.path)"], logPath: dir.file("log"))
         defer { daemon.terminate() }
-        func run(_ arguments: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: rasdIndexExecutable())
-            p.arguments = arguments
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
         for context in sampleContexts(ds.documents, count: 5, vocabulary: testVocabulary, seed: 5) where !context.isEmpty {
             let ids = context.map(String.init).joined(separator: ",")
             let local = try run(["query", ds.path, "--context", ids, "--json", "--max-nodes", "20"])
@@ -237,6 +225,47 @@ import Glibc
         let reload = try run(["reload", "--socket", dir.file("s")])
         #expect(reload.0 == 0 && reload.1.contains("code: unchanged"))
     }
+
+    @Test func aQueryFileThroughTheDaemonGetsTheInProcessAnswers() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let ds = try TestDatastore(at: dir.file("ds"), seed: 52)
+        let daemon = try DaemonProcess(socketPath: dir.file("s"), arguments: ["--datastore", "code=\(ds.path)"], logPath: dir.file("log"))
+        defer { daemon.terminate() }
+        let contexts = sampleContexts(ds.documents, count: 12, vocabulary: testVocabulary, seed: 6)
+        let lines = contexts.map { "{\"context\": [\($0.map(String.init).joined(separator: ","))]}" }
+        try lines.joined(separator: "\n").write(toFile: dir.file("q.jsonl"), atomically: true, encoding: .utf8)
+        let local = try run(["query", ds.path, "--queries", dir.file("q.jsonl"), "--json"])
+        let remote = try run(["query", "--socket", dir.file("s"), "--datastore", "code", "--queries", dir.file("q.jsonl"), "--json"])
+        #expect(local.0 == 0 && remote.0 == 0, "\(remote.1)")
+        #expect(local.1 == remote.1)
+        struct Answer: Decodable { var matchLength: Int, occurrences: Int, tokens: [UInt32], parents: [Int32], counts: [UInt32] }
+        let answers = try remote.1.split(separator: "\n").map { try JSONDecoder().decode(Answer.self, from: Data($0.utf8)) }
+        #expect(answers.count == contexts.count)
+        for (answer, context) in zip(answers, contexts) {
+            let expected = try ds.store.retrieve(context: context)
+            #expect(answer.matchLength == expected.matchLength && answer.occurrences == expected.occurrences)
+            #expect(answer.tokens == expected.tokens && answer.parents == expected.parents && answer.counts == expected.counts)
+        }
+
+        try "{\"context\": [1, 2]}\n{\"context\": [3, \(testVocabulary)]}\n".write(toFile: dir.file("bad.jsonl"), atomically: true, encoding: .utf8)
+        let bad = try run(["query", "--socket", dir.file("s"), "--datastore", "code", "--queries", dir.file("bad.jsonl"), "--json"])
+        #expect(bad.0 != 0 && bad.1.contains("bad.jsonl line 2"), "\(bad.1)")
+    }
+}
+
+/// Runs `rasd-index` with `arguments`: exit status and standard output and error together.
+private func run(_ arguments: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: rasdIndexExecutable())
+    p.arguments = arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// A value behind a lock, for test threads.
