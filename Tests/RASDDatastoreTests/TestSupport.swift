@@ -104,7 +104,7 @@ func launch(_ executable: String, _ arguments: [String], output: String? = nil) 
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let output {
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
     } else {
         p.standardOutput = FileHandle.nullDevice

@@ -80,7 +80,7 @@ import Glibc
         #expect(try RetrievalClient(socketPath: socketPath).stats().pid == Int(daemon.process.processIdentifier))
 
         // Something that is not a socket is refused too.
-        FileManager.default.createFile(atPath: dir.file("file"), contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: dir.file("file"), contents: Data("x".utf8))
         let third = try DaemonProcess(
             socketPath: dir.file("file"), arguments: ["--datastore", "ds=\(ds.path)"], logPath: dir.file("log3"), waitForSocket: false)
         #expect(third.waitForExit(timeout: 30).map { $0 != 0 } == true)
@@ -191,7 +191,7 @@ import Glibc
         // A failed reload keeps the previous version serving and says why.
         try FileManager.default.moveItem(atPath: path, toPath: dir.file("moved"))
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        FileManager.default.createFile(atPath: path + "/data.mdb", contents: Data(repeating: 7, count: 8192))
+        _ = FileManager.default.createFile(atPath: path + "/data.mdb", contents: Data(repeating: 7, count: 8192))
         let failed = serviceError { _ = try client.reload() }
         #expect(failed?.code == .reloadFailed)
         #expect(failed?.message.contains("\"ds\"") == true && failed?.message.contains("generation 3") == true)

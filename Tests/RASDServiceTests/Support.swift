@@ -131,7 +131,7 @@ final class DaemonProcess {
         process = Process()
         process.executableURL = URL(fileURLWithPath: rasdIndexExecutable())
         process.arguments = ["serve", "--socket", socketPath] + arguments
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
