@@ -53,10 +53,15 @@ public struct FeatureDump {
 
     /// A summary of the dump.
     public struct Summary: Codable, Sendable {
+        /// Sequences in the dump (resumed ones included).
         public var sequences = 0
+        /// Tokens in the dump, each with its feature row.
         public var tokens = 0
+        /// Of those, tokens the target generated (its greedy answers to prompts).
         public var generatedTokens = 0
+        /// Tokens by the record's source (`code`, `answers/qa`, ...).
         public var tokensBySource: [String: Int] = [:]
+        /// Seconds this run spent dumping (near 0 when a resumed dump was already complete).
         public var seconds = 0.0
     }
 

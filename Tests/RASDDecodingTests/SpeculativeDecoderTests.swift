@@ -143,12 +143,8 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
     /// finishes from the prompt alone, still equal to greedy decoding, and says so.
     @Test func aDaemonSourceDecodesLikeTheDatastoreAndSurvivesTheDaemonDying() throws {
         let f = try fixture()
-        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decode-\(UUID().uuidString.prefix(8)).sock").path
-        let server = try RetrievalServer(configuration: ServerConfiguration(socketPath: socket, datastores: [DatastoreSpec(name: "small", path: f.datastorePath)]))
-        let stopped = DispatchSemaphore(value: 0)
-        Thread { try? server.run(); stopped.signal() }.start()
-        #expect(server.waitUntilListening(timeout: 10))
-        defer { server.shutdown(); _ = stopped.wait(timeout: .now() + 30) }
+        let (server, socket) = try Daemon.start(serving: f.datastorePath)
+        defer { Daemon.stop(server) }
 
         let identity = TokenizerIdentity(name: f.tokenizer.name, fingerprint: f.tokenizer.fingerprint)
         let parsed = try #require(try DaemonRetrievalSource.parse("socket:\(socket)/small"))
@@ -196,16 +192,30 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
 
     @Test func aDaemonSourceNamesWhatIsWrong() throws {
         let f = try fixture()
-        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decode-\(UUID().uuidString.prefix(8)).sock").path
-        let server = try RetrievalServer(configuration: ServerConfiguration(socketPath: socket, datastores: [DatastoreSpec(name: "small", path: f.datastorePath)]))
-        let stopped = DispatchSemaphore(value: 0)
-        Thread { try? server.run(); stopped.signal() }.start()
-        #expect(server.waitUntilListening(timeout: 10))
-        defer { server.shutdown(); _ = stopped.wait(timeout: .now() + 30) }
+        let (server, socket) = try Daemon.start(serving: f.datastorePath)
+        defer { Daemon.stop(server) }
         let unknown = try #require(throws: DecodingError.self) { try DaemonRetrievalSource(socketPath: socket, datastore: "code", expectedTokenizer: nil) }
         #expect(unknown.description.contains("no datastore named 'code'") && unknown.description.contains("small"))
         let other = TokenizerIdentity(name: "other", fingerprint: String(repeating: "ab", count: 32))
         let foreign = try #require(throws: DecodingError.self) { try DaemonRetrievalSource(socketPath: socket, datastore: "small", expectedTokenizer: other) }
         #expect(foreign.description.contains("other") && foreign.description.contains(f.tokenizer.name))
+    }
+}
+
+/// A retrieval daemon in this process serving one datastore as "small".
+private enum Daemon {
+    static func start(serving path: String) throws -> (RetrievalServer, socket: String) {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decode-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try RetrievalServer(configuration: ServerConfiguration(socketPath: socket, datastores: [DatastoreSpec(name: "small", path: path)]))
+        Thread { try? server.run() }.start()
+        guard server.waitUntilListening(timeout: 10) else { throw ServiceError(.cannotConnect, "the test daemon did not start") }
+        return (server, socket)
+    }
+
+    /// Stops the daemon (a second stop is harmless) and waits until its socket file is gone.
+    static func stop(_ server: RetrievalServer) {
+        server.shutdown()
+        let deadline = Date().addingTimeInterval(30)
+        while FileManager.default.fileExists(atPath: server.configuration.socketPath), Date() < deadline { usleep(10_000) }
     }
 }
