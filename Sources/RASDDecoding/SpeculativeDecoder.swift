@@ -233,7 +233,7 @@ public final class SpeculativeDecoder {
             draftTree.removeAll()
             if options.method.usesDrafter, let drafter {
                 let t0 = clock.now
-                let d = try drafter.draft(after: pending, budget: options.budget.maximum, rootTopK: options.pruneTopK)
+                let d = try drafter.draft(after: pending, budget: budget.draftBudget, rootTopK: options.pruneTopK)
                 draftTree = d.tree
                 rootTop = d.root
                 stats.draftSeconds += seconds(clock.now - t0)

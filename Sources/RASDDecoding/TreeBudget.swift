@@ -42,6 +42,8 @@ struct BudgetController {
     let curve: VerifyCostCurve?
     private var hits = [Double](repeating: 0, count: Self.classes * Self.bands)
     private var trials = [Double](repeating: 0, count: Self.classes * Self.bands)
+    /// The sizes chosen in the last steps (most recent last), for ``draftBudget``.
+    private var recentChoices: [Int] = []
 
     static let classes = 4
     static let bands = 16
@@ -56,6 +58,20 @@ struct BudgetController {
     /// Forget the observations (a new request).
     mutating func reset() {
         for i in hits.indices { hits[i] = 0; trials[i] = 0 }
+        recentChoices.removeAll()
+    }
+
+    /// Nodes to ask a model drafter for. Growing a draft tree costs a head call per level, so
+    /// with an adaptive budget the drafter grows about what verification will use: twice the
+    /// largest size chosen in the last 4 steps (room to grow), at least 6 nodes, at most the
+    /// maximum. A fixed budget is drafted in full.
+    var draftBudget: Int {
+        switch budget {
+        case .fixed(let n):
+            return n
+        case .adaptive(let maximum):
+            return min(maximum, max(6, 2 * (recentChoices.max() ?? 3)))
+        }
     }
 
     private static func slot(score: Float, sources: TokenSources) -> Int {
@@ -96,6 +112,8 @@ struct BudgetController {
 
     /// Records which of the first `verified` nodes of `tree` the target accepted.
     mutating func record(tree: TokenTree, verified: Int, accepted: Set<Int32>) {
+        recentChoices.append(verified)
+        if recentChoices.count > 4 { recentChoices.removeFirst() }
         for i in 0..<verified {
             let s = Self.slot(score: tree.scores[i], sources: tree.sources[i])
             trials[s] += 1

@@ -112,7 +112,13 @@ enum RetrievalSources {
         if let (socket, name) = try DaemonRetrievalSource.parse(spec) {
             return try DaemonRetrievalSource(socketPath: socket, datastore: name, expectedTokenizer: identity)
         }
-        let path = spec.contains("/") || FileManager.default.fileExists(atPath: spec) ? spec : "indexes/\(spec)"
+        // A bare name is a datastore under indexes/ first: the repository's own docs/ folder must
+        // not shadow the `docs` datastore.
+        let named = "indexes/\(spec)"
+        let path = !spec.contains("/") && FileManager.default.fileExists(atPath: named) ? named : spec
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw DecodingError("no datastore '\(spec)': neither \(named) nor \(spec) exists (build one with `rasd-index build corpus \(spec)`, or give a path)")
+        }
         return try Datastore(path: path, expectedTokenizer: identity)
     }
 }

@@ -97,6 +97,10 @@ def main():
         f"({head.HEADS}/{head.KV_HEADS} heads, FFN {head.FFN}) + the target's output rows over {len(vocab)} tokens; Q8_0 matrices",
         "training": train, "lossCurve": curve,
     }
+    # The data choice and its disjointness from the evaluation sets (prepare.py), when beside.
+    prepared = a.trained.parent / "prepare.json"
+    if prepared.exists():
+        prov["dataChoice"] = json.loads(prepared.read_text())
     (a.provenance or a.out.with_suffix(".json")).write_text(json.dumps(prov, indent=1) + "\n")
     print(f"export: {a.out} ({a.out.stat().st_size / 2**20:.2f} MiB)", file=sys.stderr)
 
