@@ -13,7 +13,8 @@ public enum DecodingMethod: String, CaseIterable, Sendable, Codable, CustomStrin
     case retrieval
     /// The model drafter's tree alone.
     case draft
-    /// RASD: the drafter's tree fused with retrieval pruned by the drafter's root distribution.
+    /// RASD: the drafter's tree fused with datastore retrieval pruned by the drafter's root
+    /// distribution, and with prompt lookup (the request's own context, unpruned).
     case rasd
 
     public var description: String { rawValue }

@@ -94,7 +94,7 @@ public final class SpeculativeDecoder {
 
     private var workspace = TreeWorkspace()
     private var draftTree = TokenTree(), datastoreTree = TokenTree(), contextTree = TokenTree()
-    private var prunedDatastore = TokenTree(), prunedContext = TokenTree()
+    private var prunedDatastore = TokenTree()
     private var fused = TokenTree(), verified = TokenTree()
     private var layout = TreeLayout()
     private var accepted = AcceptedPath()
@@ -256,9 +256,12 @@ public final class SpeculativeDecoder {
             try workspace.startFusion(with: draftTree)
             if options.method == .rasd {
                 workspace.prune(retrieval: datastoreTree, rootTop: rootTop, into: &prunedDatastore)
-                workspace.prune(retrieval: contextTree, rootTop: rootTop, into: &prunedContext)
                 try workspace.addToFusion(prunedDatastore)
-                try workspace.addToFusion(prunedContext)
+                // The request's own context joins unpruned: its matches are specific to this
+                // request (a summary copies from its paper), and the head, trained on general
+                // text, ranks copied tokens low. Pruning it too measured 2.29 accepted tokens
+                // on 6 Summary prompts against 2.94 unpruned (retrieval alone: 3.00).
+                if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
             } else {
                 if !datastoreTree.isEmpty { try workspace.addToFusion(datastoreTree) }
                 if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }

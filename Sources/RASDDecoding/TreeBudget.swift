@@ -70,7 +70,7 @@ struct BudgetController {
         case .fixed(let n):
             return n
         case .adaptive(let maximum):
-            return min(maximum, max(6, 2 * (recentChoices.max() ?? 3)))
+            return min(maximum, max(4, 2 * (recentChoices.max() ?? 2)))
         }
     }
 

@@ -12,7 +12,7 @@ public struct DraftTreeOptions: Sendable, Equatable {
     /// A frontier node is expanded only when its cumulative probability is at least this.
     public var minimumScore: Float
 
-    public init(topK: Int = 4, depth: Int = 6, minimumScore: Float = 0.02) {
+    public init(topK: Int = 4, depth: Int = 6, minimumScore: Float = 0.1) {
         self.topK = topK
         self.depth = depth
         self.minimumScore = minimumScore
