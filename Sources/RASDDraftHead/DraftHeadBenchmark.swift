@@ -15,8 +15,11 @@ public struct DraftHeadBenchmark {
         /// One head call on a tree level of `levelWidth` nodes.
         public var headLevel: Double
         public var levelWidth: Int
-        /// A whole dynamic draft tree of `treeBudget` nodes (every level).
+        /// A whole dynamic draft tree with a budget of `treeBudget` nodes (every level).
         public var draftTree: Double
+        /// Median nodes the dynamic tree kept (fewer than the budget when its expansion stops
+        /// at unlikely nodes).
+        public var draftTreeNodes: Int
         public var treeBudget: Int
         /// Target verification of the pending token plus a `treeBudget`-node tree.
         public var targetVerify: Double
@@ -47,6 +50,7 @@ public struct DraftHeadBenchmark {
             return Double(e.components.seconds) + Double(e.components.attoseconds) / 1e18
         }
         var target: [Double] = [], step: [Double] = [], level: [Double] = [], tree: [Double] = [], verify: [Double] = []
+        var treeNodes: [Double] = []
         for _ in 0..<(samples + 1) {
             target.append(try time { _ = try session.decodeStep(next) })
             try session.truncate(to: context)
@@ -62,11 +66,12 @@ public struct DraftHeadBenchmark {
                 }
             })
             headSession.discardTentative()
-            var drafted = (0..<treeBudget).map { UInt32(100 + $0) }, parents = (0..<treeBudget).map { Int32($0 / 2) - 1 }
-            tree.append(try time {
-                let (t, _) = try drafter.draft(after: next, budget: treeBudget, rootTopK: 8)
-                if t.count > 0 { drafted = t.tokens; parents = t.parents }
-            })
+            // The target verifies a full tree of the budget's size (a binary heap; the drafted tree
+            // may be smaller), so that the row says what `treeBudget` nodes cost.
+            let drafted = (0..<treeBudget).map { UInt32(100 + $0) }, parents = (0..<treeBudget).map { Int32($0 + 1) / 2 - 1 }
+            var kept = 0
+            tree.append(try time { kept = try drafter.draft(after: next, budget: treeBudget, rootTopK: 8).tree.count })
+            treeNodes.append(Double(kept))
             try drafter.begin(prompt: tokens, hiddenStates: states)
             // The target verifies the pending token and the tree.
             verify.append(try time {
@@ -80,7 +85,7 @@ public struct DraftHeadBenchmark {
         }
         return Figures(
             context: context, samples: samples, targetStep: median(target), headStep: median(step), headLevel: median(level),
-            levelWidth: levelWidth, draftTree: median(tree), treeBudget: treeBudget, targetVerify: median(verify),
+            levelWidth: levelWidth, draftTree: median(tree), draftTreeNodes: Int(median(treeNodes)), treeBudget: treeBudget, targetVerify: median(verify),
             threads: threads, headThreads: headThreads)
     }
 }

@@ -44,7 +44,7 @@ struct BenchDraftHead: AsyncParsableCommand {
             ("target single-token step", f.targetStep),
             ("draft step (head, 1 node)", f.headStep),
             ("head tree level (\(f.levelWidth) nodes)", f.headLevel),
-            ("whole dynamic draft tree (\(f.treeBudget) nodes)", f.draftTree),
+            ("whole dynamic draft tree (budget \(f.treeBudget), kept \(f.draftTreeNodes) nodes)", f.draftTree),
             ("target verification (1 + \(f.treeBudget) nodes)", f.targetVerify),
         ]
         for (name, t) in rows { print(String(format: "| %@ | %.3f ms | %.3f |", name, t * 1000, t / f.targetStep)) }
