@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "RASDTreesTests",
             dependencies: ["RASDTrees", .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDDatastore", "RASDTrees"]),
+        .testTarget(name: "RASDDatastoreTests", dependencies: ["RASDTestSupport", "RASDDatastore", "RASDTrees"]),
         .testTarget(name: "RASDTokenizerTests", dependencies: ["RASDTokenizer", "RASDGGUF"], exclude: ["Golden"]),
         .testTarget(name: "RASDCorpusTests", dependencies: ["RASDCorpus", "RASDTokenizer", "RASDGGUF"]),
         // Resources/ holds golden files read by path (scripts/reference/make_golden.py writes them).
@@ -99,7 +99,9 @@ let package = Package(
             name: "RASDDraftHeadTests",
             dependencies: ["RASDDraftHead", "RASDDecoding", "RASDModel", "RASDTrees", "RASDTokenizer", "RASDGGUF", "RASDDatastore"],
             exclude: ["Resources"]),
-        .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees"]),
+        // Helpers shared by the datastore and service tests (small corpora, temporary directories).
+        .target(name: "RASDTestSupport", dependencies: ["RASDDatastore"], path: "Tests/RASDTestSupport"),
+        .testTarget(name: "RASDServiceTests", dependencies: ["RASDService", "RASDDatastore", "RASDTrees", "RASDTestSupport"]),
         .testTarget(name: "RASDDecodingTests", dependencies: ["RASDDecoding", "RASDTrees", "RASDDatastore", "RASDModel", "RASDTokenizer", "RASDGGUF", "RASDService"]),
     ],
     swiftLanguageModes: [.v6]

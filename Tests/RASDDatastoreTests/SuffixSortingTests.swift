@@ -1,4 +1,5 @@
 @_spi(Testing) import RASDDatastore
+import RASDTestSupport
 import Testing
 
 /// Suffix arrays against sorting the suffixes directly, and the two-thread induction against

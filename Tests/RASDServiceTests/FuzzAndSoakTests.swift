@@ -1,5 +1,6 @@
 import Foundation
 import RASDDatastore
+import RASDTestSupport
 import RASDService
 import RASDTrees
 import Testing

@@ -3,47 +3,11 @@ import Logging
 import RASDDatastore
 import RASDService
 import RASDTrees
+import RASDTestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A fresh directory under /tmp (short, so socket paths fit), removed by `cleanup()`.
-struct TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = "/tmp/rasd-svc-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
-
-/// Random documents sharing phrases, so that long matches, many occurrences and ties happen.
-func phraseCorpus(seed: UInt64, documents: Int, vocabulary: Int, phrases: Int = 40) -> [[UInt32]] {
-    var rng = Xoshiro256(seed: seed)
-    func token() -> UInt32 {
-        let r = Double(rng.next() % 1_000_000) / 1_000_000
-        return UInt32(Double(vocabulary - 1) * r * r * r)
-    }
-    let library = (0..<phrases).map { _ in (0..<Int(rng.next() % 12 + 2)).map { _ in token() } }
-    return (0..<documents).map { _ in
-        var doc: [UInt32] = []
-        let length = Int(rng.next() % 120)
-        while doc.count < length {
-            if rng.next() % 3 == 0 { doc.append(token()) } else { doc += library[Int(rng.next() % UInt64(phrases))] }
-        }
-        return doc
-    }
-}
-
-/// Builds a datastore through the library.
-func buildDatastore(_ documents: [[UInt32]], at path: String, vocabulary: Int, force: Bool = false) throws {
-    let builder = try DatastoreBuilder(
-        options: BuildOptions(output: path, vocabularySize: vocabulary, shardTokens: 1 << 20, threads: 2, force: force))
-    for d in documents { try builder.add(document: d) }
-    _ = try builder.finish()
-}
 
 /// Contexts drawn from the corpus (so that they match), with random tails and lengths.
 func sampleContexts(_ documents: [[UInt32]], count: Int, vocabulary: Int, seed: UInt64) -> [[UInt32]] {
@@ -105,17 +69,6 @@ final class InProcessServer: @unchecked Sendable {
         server.shutdown()
         _ = finished.wait(timeout: .now() + 30)
     }
-}
-
-/// The `rasd-index` executable built next to the test bundle.
-func rasdIndexExecutable() -> String {
-    var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-    while dir.path != "/" {
-        let candidate = dir.appendingPathComponent("rasd-index").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return "rasd-index"
 }
 
 /// A `rasd-index serve` child process.
