@@ -257,15 +257,14 @@ public final class SpeculativeDecoder {
             if options.method == .rasd {
                 workspace.prune(retrieval: datastoreTree, rootTop: rootTop, into: &prunedDatastore)
                 try workspace.addToFusion(prunedDatastore)
-                // The request's own context joins unpruned: its matches are specific to this
-                // request (a summary copies from its paper), and the head, trained on general
-                // text, ranks copied tokens low. Pruning it too measured 2.29 accepted tokens
-                // on 6 Summary prompts against 2.94 unpruned (retrieval alone: 3.00).
-                if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
-            } else {
-                if !datastoreTree.isEmpty { try workspace.addToFusion(datastoreTree) }
-                if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
+            } else if !datastoreTree.isEmpty {
+                try workspace.addToFusion(datastoreTree)
             }
+            // The request's own context joins unpruned, also in rasd: its matches are specific
+            // to this request (a summary copies from its paper), and the head, trained on
+            // general text, ranks copied tokens low. Pruning it too measured 2.29 accepted
+            // tokens on 6 Summary prompts against 2.94 unpruned (retrieval alone: 3.00).
+            if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
             try workspace.finishFusion(budget: min(options.budget.maximum, room), into: &fused)
             let k = budget.choose(for: fused)
             verified.removeAll()
