@@ -115,17 +115,28 @@ TGT_VNNI INLINE __m256i isum_q8_vnni(const __m256i w[8], const __m256i wp[8], co
 TGT_AVX2 INLINE __m256i prep_q8_avx2(__m256i w) { return _mm256_sign_epi8(w, w); }
 TGT_VNNI INLINE __m256i prep_q8_vnni(__m256i w) { return _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)); }
 
+// Batches of 4 or more tokens are compute-bound, and the weights come from DRAM (92 MiB for
+// SmolLM2, beyond the L3): asking for the block 2 KiB ahead took 8 tokens x 94 MB of Q4_1 rows
+// from 10.1 to 8.7 ms on one core (scratch benchmark, 2026-11-27). For 1-2 tokens, which are
+// memory-bound, it cost 3-15%, so only the first tile of a batch of 4 or more prefetches.
+#define PREFETCH_DISTANCE 2048
+INLINE void prefetch_ahead(const uint8_t *blk, int bytes) {
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)blk + PREFETCH_DISTANCE + o, _MM_HINT_T0);
+}
+
 // One group of 8 rows against NT tokens (NT is a constant in each instantiation so that the
 // accumulators stay in registers; the per-element operations do not depend on it).
 #define Q4_1_TILE(NAME, TGT, ISUM)                                                                 \
     TGT INLINE void NAME(const uint8_t *wg, long nb, const int8_t *aq, const float *ad,           \
-                         const float *as, const int32_t *unused, float *out, long ostride, const int NT) { \
+                         const float *as, const int32_t *unused, float *out, long ostride, const int NT,  \
+                         const int PF) {                                                         \
         (void)unused;                                                                            \
         const __m256i mask = _mm256_set1_epi8(0x0f);                                             \
         __m256 acc[8];                                                                           \
         _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 160;                                                   \
+            if (PF) prefetch_ahead(blk, 160);                                                    \
             __m256 d = load_h8(blk), m = load_h8(blk + 16);                                      \
             __m256i w[8];                                                                        \
             _Pragma("clang loop unroll(full)") for (int c = 0; c < 4; c++) {                    \
@@ -146,12 +157,14 @@ TGT_VNNI INLINE __m256i prep_q8_vnni(__m256i w) { return _mm256_xor_si256(w, _mm
 
 #define Q8_0_TILE(NAME, TGT, ISUM, PREP)                                                           \
     TGT INLINE void NAME(const uint8_t *wg, long nb, const int8_t *aq, const float *ad,           \
-                         const float *unused, const int32_t *asum, float *out, long ostride, const int NT) { \
+                         const float *unused, const int32_t *asum, float *out, long ostride, const int NT, \
+                         const int PF) {                                                         \
         (void)unused;                                                                            \
         __m256 acc[8];                                                                           \
         _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 272;                                                   \
+            if (PF) prefetch_ahead(blk, 272);                                                    \
             __m256 d = load_h8(blk);                                                             \
             __m256i w[8], wp[8];                                                                 \
             _Pragma("clang loop unroll(full)") for (int k = 0; k < 8; k++) {                    \
@@ -174,8 +187,9 @@ Q8_0_TILE(q8_0_tile_vnni, TGT_VNNI, isum_q8_vnni, prep_q8_vnni)
 
 // The drivers walk groups, then tokens in tiles of MAXT (the rest as one smaller tile).
 // AVX2 has 16 vector registers, so its tiles are 4 tokens; AVX-512 has 32, so 8.
-#define TILE_CALL(TILE, NT) TILE(wg, nb, aq + t * nb * 32, ad + t * nb, as ? as + t * nb : 0, asum ? asum + t * nb : 0, out + t * ostride + 8 * g, ostride, NT)
+#define TILE_CALL(TILE, NT) TILE(wg, nb, aq + t * nb * 32, ad + t * nb, as ? as + t * nb : 0, asum ? asum + t * nb : 0, out + t * ostride + 8 * g, ostride, NT, prefetch && t == 0)
 #define DRIVER(TILE, GROUP_BYTES, MAXT)                                                            \
+    const int prefetch = ntok >= 4;                                                              \
     for (long g = g0; g < g1; g++) {                                                             \
         const uint8_t *wg = w + g * nb * (GROUP_BYTES);                                          \
         for (long t = 0; t < ntok;) {                                                            \
@@ -299,6 +313,20 @@ TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float
         sum = sum + e;
     }
     float inverse = 1.0f / sum;
+    if (hd == 64) {
+        // The usual head size: the 64 outputs stay in registers across all keys (the general
+        // loop below reloads and stores them for every key). Same operations, same bits.
+        __m256 o[8];
+        for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
+        for (long k = 0; k < count; k++) {
+            long slot = k < committed ? k : chain[k - committed];
+            const float *v = values + slot * stride;
+            __m256 vp = _mm256_set1_ps(scores[k] * inverse);
+            for (int i = 0; i < 8; i++) o[i] = _mm256_add_ps(o[i], _mm256_mul_ps(vp, _mm256_loadu_ps(v + 8 * i)));
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + 8 * i, o[i]);
+        return;
+    }
     for (long i = 0; i < hd; i++) out[i] = 0;
     for (long k = 0; k < count; k++) {
         long slot = k < committed ? k : chain[k - committed];
@@ -309,6 +337,71 @@ TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float
         for (; i + 8 <= hd; i += 8)
             _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(out + i), _mm256_mul_ps(vp, _mm256_loadu_ps(v + i))));
         for (; i < hd; i++) out[i] = out[i] + p * v[i];
+    }
+}
+
+// MARK: activations
+
+TGT_AVX2 void rasd_swiglu_avx2(float *gate, const float *up, long n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_xor_ps(g, sign));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + rasd_exp(-gate[i])) * up[i];
+}
+
+TGT_AVX2 void rasd_quantize_avx2(const float *x, long row0, long row1, long stride, long blocks, int8_t *q, float *d,
+                                 float *s, int32_t *sums) {
+    const __m256i absMask = _mm256_set1_epi32(0x7FFFFFFF);
+    const __m256 magic = _mm256_set1_ps(MAGIC), half = _mm256_set1_ps(0.5f), minusHalf = _mm256_set1_ps(-0.5f);
+    const __m256 signMask = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    const __m256i magicBits = _mm256_set1_epi32(0x4B400000);
+    for (long row = row0; row < row1; row++) {
+        for (long b = 0; b < blocks; b++) {
+            const float *src = x + row * stride + b * 32;
+            __m256 xv[4];
+            __m256i amax = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                xv[c] = _mm256_loadu_ps(src + 8 * c);
+                amax = _mm256_max_epu32(amax, _mm256_and_si256(_mm256_castps_si256(xv[c]), absMask));
+            }
+            __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(amax), _mm256_extracti128_si256(amax, 1));
+            m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0x4E));
+            m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0xB1));
+            float scale = _mm_cvtss_f32(_mm_castsi128_ps(m4)) / 127.0f;
+            float inverse = scale != 0 ? 1.0f / scale : 0.0f;
+            __m256 inv = _mm256_set1_ps(inverse);
+            __m256i v[4], total = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                // roundf as QuantizedActivations.quantize does it: nearest-even by the magic
+                // number, then exact ties moved away from zero.
+                __m256 y = _mm256_mul_ps(xv[c], inv);
+                __m256 even = _mm256_sub_ps(_mm256_add_ps(y, magic), magic);
+                __m256 diff = _mm256_andnot_ps(signMask, _mm256_sub_ps(y, even));
+                __m256 away = _mm256_add_ps(y, _mm256_blendv_ps(minusHalf, half, _mm256_cmp_ps(y, zero, _CMP_GT_OQ)));
+                __m256 r = _mm256_blendv_ps(even, away, _mm256_cmp_ps(diff, half, _CMP_EQ_OQ));
+                v[c] = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(r, magic)), magicBits);
+                total = _mm256_add_epi32(total, v[c]);
+            }
+            // int32 -> int8 keeping the low byte of each lane (the values are within +-127).
+            __m256i w01 = _mm256_packs_epi32(v[0], v[1]), w23 = _mm256_packs_epi32(v[2], v[3]);
+            __m256i bytes = _mm256_packs_epi16(w01, w23);
+            bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(q + (row * blocks + b) * 32), bytes);
+            __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+            t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0x4E));
+            t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0xB1));
+            int32_t sum = _mm_cvtsi128_si32(t4);
+            // Scales rounded to F16 (nearest even), as Float(Float16(x)) does.
+            __m128 pair = _mm_setr_ps(scale, scale * (float)sum, 0, 0);
+            __m128 rounded = _mm_cvtph_ps(_mm_cvtps_ph(pair, _MM_FROUND_TO_NEAREST_INT));
+            d[row * blocks + b] = _mm_cvtss_f32(rounded);
+            s[row * blocks + b] = _mm_cvtss_f32(_mm_shuffle_ps(rounded, rounded, 1));
+            sums[row * blocks + b] = sum;
+        }
     }
 }
 
@@ -325,4 +418,7 @@ void rasd_q8_0_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *a
                     const int32_t *asum, long ntok, float *out, long ostride) {}
 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                          const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {}
+void rasd_swiglu_avx2(float *gate, const float *up, long n) {}
+void rasd_quantize_avx2(const float *x, long row0, long row1, long stride, long blocks, int8_t *q, float *d,
+                        float *s, int32_t *sums) {}
 #endif

@@ -29,6 +29,18 @@ enum PortableMath {
         return y * Float(bitPattern: UInt32(bitPattern: exponent))
     }
 
+    /// SwiGLU in place: `gate[r] = gate[r] / (1 + exp(-gate[r])) * up[r]` for `r` in `rows`,
+    /// in C (`rasd_swiglu_avx2`, the same operations) on the C kernel paths.
+    @inline(__always)
+    static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, rows: Range<Int>, path: KernelPath) {
+        guard !rows.isEmpty else { return }
+        if path == .portable {
+            for r in rows { gate[r] = gate[r] / (1 + exp(-gate[r])) * up[r] }
+        } else {
+            rasd_swiglu_avx2(gate + rows.lowerBound, up + rows.lowerBound, rows.count)
+        }
+    }
+
     /// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as `fold8` in the C kernels.
     @inline(__always)
     static func fold(_ v: SIMD8<Float>) -> Float {

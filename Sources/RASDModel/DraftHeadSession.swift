@@ -28,7 +28,7 @@ public final class DraftHeadSession {
     private var tentativeParents: [Int32] = []
     private var tentativeDepths: [Int] = []
     private let ropeInverseFrequencies: [Float]
-    private var scratch = HeadScratch()
+    private let scratch: HeadScratch
 
     /// The predicted features of the last forward call's nodes (`nodes × embeddingLength`).
     public private(set) var predictedFeatures: [Float] = []
@@ -47,6 +47,7 @@ public final class DraftHeadSession {
         self.head = head
         self.capacity = capacity
         kernelPath = try kernels ?? KernelPath.fromEnvironment()
+        scratch = HeadScratch(kernels: kernelPath)
         pool = WorkerPool(threads: threads)
         let kvBytes = capacity * head.config.kvWidth * 4
         keys = AlignedBuffer(byteCount: kvBytes)
@@ -217,10 +218,7 @@ public final class DraftHeadSession {
         let gate = s.gate.pointer(Float.self), up = s.up.pointer(Float.self)
         let ffStride = head.gate.paddedRows
         multiply([(head.gate, gate, ffStride), (head.up, up, ffStride)], input: xn, stride: d, quantized: s.narrow, nodes: n, path: path)
-        for i in 0..<n {
-            let g = gate + i * ffStride, u = up + i * ffStride
-            for r in 0..<ff { g[r] = g[r] / (1 + PortableMath.exp(-g[r])) * u[r] }
-        }
+        for i in 0..<n { PortableMath.swiglu(gate: gate + i * ffStride, up: up + i * ffStride, rows: 0..<ff, path: path) }
         s.feedForward.quantize(gate, rows: n, stride: ffStride)
         multiply([(head.down, projection, d)], input: gate, stride: ffStride, quantized: s.feedForward, nodes: n, path: path)
         for i in 0..<(n * d) { h[i] += projection[i] }
@@ -308,9 +306,15 @@ private final class HeadScratch {
     var gate = AlignedBuffer(byteCount: 0), up = AlignedBuffer(byteCount: 0)
     var logits = AlignedBuffer(byteCount: 0)
     private var scoreBuffer = AlignedBuffer(byteCount: 0)
-    var wide = QuantizedActivations(columns: 32, capacity: 1)
-    var narrow = QuantizedActivations(columns: 32, capacity: 1)
-    var feedForward = QuantizedActivations(columns: 32, capacity: 1)
+    let kernels: KernelPath
+    var wide: QuantizedActivations, narrow: QuantizedActivations, feedForward: QuantizedActivations
+
+    init(kernels: KernelPath) {
+        self.kernels = kernels
+        wide = QuantizedActivations(columns: 32, capacity: 1, kernels: kernels)
+        narrow = wide
+        feedForward = wide
+    }
 
     func reserve(nodes n: Int, logitRows r: Int, head: DraftHead) {
         let c = head.config
@@ -329,9 +333,9 @@ private final class HeadScratch {
             projection = AlignedBuffer(byteCount: f * max(head.attentionOutput.paddedRows, head.down.paddedRows))
             gate = AlignedBuffer(byteCount: f * head.gate.paddedRows)
             up = AlignedBuffer(byteCount: f * head.up.paddedRows)
-            wide = QuantizedActivations(columns: 2 * d, capacity: nodes)
-            narrow = QuantizedActivations(columns: max(d, attentionWidth), capacity: nodes)
-            feedForward = QuantizedActivations(columns: head.gate.paddedRows, capacity: nodes)
+            wide = QuantizedActivations(columns: 2 * d, capacity: nodes, kernels: kernels)
+            narrow = QuantizedActivations(columns: max(d, attentionWidth), capacity: nodes, kernels: kernels)
+            feedForward = QuantizedActivations(columns: head.gate.paddedRows, capacity: nodes, kernels: kernels)
         }
         if r > logitRows {
             logitRows = max(r, 2 * logitRows, 16)

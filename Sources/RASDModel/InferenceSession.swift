@@ -79,7 +79,7 @@ public final class InferenceSession {
         let kvBytes = capacity * config.kvWidth * 4
         keyCache = (0..<config.layerCount).map { _ in AlignedBuffer(byteCount: kvBytes) }
         valueCache = (0..<config.layerCount).map { _ in AlignedBuffer(byteCount: kvBytes) }
-        scratch = Scratch(model: model, nodes: Self.prefillChunk, threads: threads, capacity: capacity)
+        scratch = Scratch(model: model, nodes: Self.prefillChunk, threads: threads, capacity: capacity, kernels: kernelPath)
         // llama.cpp's "normal" RoPE: pair (2i, 2i+1) turns by pos · base^(-2i/n), the power
         // taken by repeated multiplication in Float as llama.cpp does.
         let n = config.ropeDimensionCount
@@ -343,8 +343,7 @@ public final class InferenceSession {
                 // SwiGLU on the rows this chunk just computed: silu(gate) * up, into `gate`.
                 let rows = (groups.lowerBound * 8)..<min(ff, groups.upperBound * 8)
                 for t in 0..<n {
-                    let g = gate + t * ffStride, u = up + t * ffStride
-                    for r in rows { g[r] = g[r] / (1 + PortableMath.exp(-g[r])) * u[r] }
+                    PortableMath.swiglu(gate: gate + t * ffStride, up: up + t * ffStride, rows: rows, path: path)
                 }
             }
             perNode(n) { s.qf.quantize(gate, rows: $0, stride: ffStride) }
@@ -560,7 +559,7 @@ private final class Scratch {
     let qf: QuantizedActivations
     private let widest: Int
 
-    init(model: LlamaModel, nodes: Int, threads: Int, capacity: Int) {
+    init(model: LlamaModel, nodes: Int, threads: Int, capacity: Int, kernels: KernelPath) {
         config = model.config
         vocabularyStride = model.output.paddedRows
         self.threads = threads
@@ -570,8 +569,9 @@ private final class Scratch {
                   config.embeddingLength, config.headCount * config.headDimension].max() ?? config.embeddingLength
         scoresStride = (capacity + 15) / 16 * 16
         scores = AlignedBuffer(byteCount: (threads == 1 ? 1 : 4 * threads) * scoresStride * 4)  // one row per chunk
-        qa = QuantizedActivations(columns: max(config.embeddingLength, config.headCount * config.headDimension), capacity: nodes)
-        qf = QuantizedActivations(columns: model.layers[0].gate.paddedRows, capacity: nodes)
+        qa = QuantizedActivations(
+            columns: max(config.embeddingLength, config.headCount * config.headDimension), capacity: nodes, kernels: kernels)
+        qf = QuantizedActivations(columns: model.layers[0].gate.paddedRows, capacity: nodes, kernels: kernels)
         reserve(nodes: nodes, logitRows: 1)
     }
 

@@ -1,19 +1,25 @@
+import CRASDKernels
+
 /// Rows of activations quantized to 8 bits per 32-element block, as the integer kernels need.
 ///
 /// Per block: `q[32]` with `q = round(x / d)`, `d = max|x| / 127` (llama.cpp's Q8_1 scheme,
 /// with the scale and `d * sum(q)` kept in `Float`), and the integer `sum(q)`. Each row is
 /// quantized on its own, so a token's quantized input never depends on the batch around it.
+/// The C kernel paths quantize with `rasd_quantize_avx2`: the same operations, the same bytes.
 final class QuantizedActivations {
     let blocksPerRow: Int
+    /// Whether `rasd_quantize_avx2` runs (any C kernel path) instead of the Swift loop.
+    let vectorized: Bool
     private(set) var capacity: Int
     private var qBuffer: AlignedBuffer
     private var dBuffer: AlignedBuffer
     private var sBuffer: AlignedBuffer
     private var sumBuffer: AlignedBuffer
 
-    init(columns: Int, capacity: Int) {
+    init(columns: Int, capacity: Int, kernels: KernelPath) {
         precondition(columns % 32 == 0, "activation width must be a multiple of 32")
         blocksPerRow = columns / 32
+        vectorized = kernels != .portable
         self.capacity = max(1, capacity)
         qBuffer = AlignedBuffer(byteCount: self.capacity * columns)
         dBuffer = AlignedBuffer(byteCount: self.capacity * blocksPerRow * 4)
@@ -50,6 +56,10 @@ final class QuantizedActivations {
     func quantize(_ x: UnsafePointer<Float>, rows: Range<Int>, stride: Int) {
         precondition(rows.upperBound <= capacity, "quantized activations hold \(capacity) rows")
         let q = self.q, d = self.d, s = self.s, sums = self.sums
+        if vectorized {
+            rasd_quantize_avx2(x, rows.lowerBound, rows.upperBound, stride, blocksPerRow, q, d, s, sums)
+            return
+        }
         for row in rows {
             for b in 0..<blocksPerRow {
                 let src = x + row * stride + b * 32

@@ -217,7 +217,7 @@ public final class WeightMatrix: @unchecked Sendable {
         guard tokens > 0, input.count == tokens * columns else {
             throw EngineError.invalidArgument("input has \(input.count) values, expected \(tokens) × \(columns)")
         }
-        let quantized = QuantizedActivations(columns: columns, capacity: tokens)
+        let quantized = QuantizedActivations(columns: columns, capacity: tokens, kernels: kernels)
         let padded = [Float](unsafeUninitializedCapacity: tokens * paddedRows) { out, count in
             input.withUnsafeBufferPointer { x in
                 guard let xb = x.baseAddress, let ob = out.baseAddress else { return }

@@ -38,8 +38,9 @@ import Testing
             ("Q4_1 attn_q", model.layers[0].query), ("Q4_1 ffn_down", model.layers[3].down), ("Q8_0 output", model.output),
         ]
         for (name, m) in matrices {
-            let tokens = 5
-            let x = (0..<(tokens * m.columns)).map { _ in Float(Int(rng.below(2001)) - 1000) / 300 }
+            // Five random tokens, then one whose blocks hold the quantizer's edge cases.
+            let tokens = 6
+            let x = (0..<(5 * m.columns)).map { _ in Float(Int(rng.below(2001)) - 1000) / 300 } + Self.edgeToken(m.columns)
             let rows = [0, 1, 7, 8, m.rows / 2, m.rows - 1]
             let weightRows = rows.map { m.row($0) }
             var results: [KernelPath: [Float]] = [:]
@@ -63,6 +64,21 @@ import Testing
             // A token's outputs do not depend on the other tokens of the batch.
             let alone = try m.apply(to: Array(x[(3 * m.columns)..<(4 * m.columns)]), tokens: 1)
             #expect(alone.bits == Array(results[.portable]?[(3 * m.rows)..<(4 * m.rows)] ?? []).bits, "\(name)")
+        }
+    }
+
+    /// Blocks that take the quantizer's edge branches: exact halves after scaling (max 127, so
+    /// the scale is 1: ties round away from zero), an all-zero block (scale 0), tiny values and
+    /// a block whose maximum is negative.
+    static func edgeToken(_ columns: Int) -> [Float] {
+        (0..<columns).map { i in
+            let j = i % 32
+            switch (i / 32) % 4 {
+            case 0: return j == 0 ? 127 : Float(j % 7) - 3.5 + (j % 2 == 0 ? 0 : 1)
+            case 1: return 0
+            case 2: return Float(j) * 1e-30
+            default: return j == 5 ? -127 : 126.5 - Float(j) * 8
+            }
         }
     }
 

@@ -74,6 +74,16 @@ void rasd_q8_0_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *a
 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                          const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out);
 
+/// gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU), exp as rasd_exp.
+void rasd_swiglu_avx2(float *gate, const float *up, long n);
+
+/// Rows row0..<row1 of x (row r at x + r * stride) to 8 bits per 32-block, exactly as
+/// QuantizedActivations.quantize does it: q = roundf(x / (max|x| / 127)) (ties away from zero),
+/// d = the scale and s = d * sum(q) rounded to F16 and back, sums = sum(q); block b of row r at
+/// index r * blocks + b.
+void rasd_quantize_avx2(const float *x, long row0, long row1, long stride, long blocks, int8_t *q, float *d,
+                        float *s, int32_t *sums);
+
 /// exp(x) for x <= 0 as rasd computes it everywhere (Cephes polynomial, no FMA; ~2 ulp; inputs
 /// below -87.3 give about 1e-38 instead of 0).
 float rasd_exp(float x);
