@@ -112,4 +112,92 @@ enum PortableMath {
             }
         }
     }
+
+    /// `count` floats to F16 bits (nearest even) at `destination`: the KV cache's storage.
+    @inline(__always)
+    static func storeHalves(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int, portable: Bool) {
+        if portable {
+            for i in 0..<count { destination[i] = Float16(source[i]).bitPattern }
+        } else {
+            rasd_store_f16_avx2(source, destination, count)
+        }
+    }
+
+    /// Dot product with fused multiply-adds: 8 lanes, folded, then the tail in order (the
+    /// order of `rasd_attention_f16_avx2`'s scores).
+    @inline(__always)
+    static func fusedDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 8 <= n {
+            acc = acc.addingProduct((ra + i * 4).loadUnaligned(as: SIMD8<Float>.self), (rb + i * 4).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
+        }
+        var total = fold(acc)
+        while i < n {
+            total = total.addingProduct(a[i], b[i])
+            i += 1
+        }
+        return total
+    }
+
+    /// The portable twin of `rasd_attention_f16_avx2` (see its documentation in
+    /// `rasd_kernels.h`): the same operations per query, one query at a time.
+    static func attention(
+        q: UnsafePointer<Float>, qStride: Int, queries: Int, keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>,
+        stride: Int, committed: Int, chains: UnsafePointer<Int32>, chainStart: UnsafePointer<Int32>, hd: Int, scale: Float,
+        scores: UnsafeMutablePointer<Float>, scoresStride: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: hd)
+        defer { row.deallocate() }
+        @inline(__always) func widen(_ source: UnsafePointer<UInt16>) {
+            for i in 0..<hd { row[i] = Float(Float16(bitPattern: source[i])) }
+        }
+        for j in 0..<queries {
+            let qj = q + j * qStride, sj = scores + j * scoresStride, oj = out + j * outStride
+            let chain = chains + Int(chainStart[j]), chainCount = Int(chainStart[j + 1] - chainStart[j])
+            let count = committed + chainCount
+            @inline(__always) func slot(_ k: Int) -> Int { k < committed ? k : Int(chain[k - committed]) }
+            var maximum = -Float.infinity
+            for k in 0..<count {
+                widen(keys + slot(k) * stride)
+                let s = fusedDot(qj, row, hd) * scale
+                sj[k] = s
+                maximum = s > maximum ? s : maximum
+            }
+            for k in 0..<count { sj[k] = exp(sj[k] - maximum) }
+            var acc = SIMD8<Float>()
+            var k = 0
+            let raw = UnsafeRawPointer(sj)
+            while k + 8 <= count {
+                acc = acc + (raw + k * 4).loadUnaligned(as: SIMD8<Float>.self)
+                k += 8
+            }
+            var sum = fold(acc)
+            while k < count {
+                sum = sum + sj[k]
+                k += 1
+            }
+            let inverse = 1 / sum
+            oj.initialize(repeating: 0, count: hd)
+            let ro = UnsafeMutableRawPointer(oj)
+            for k in 0..<count {
+                widen(values + slot(k) * stride)
+                let p = sj[k] * inverse
+                let vp = SIMD8<Float>(repeating: p)
+                var i = 0
+                while i + 8 <= hd {
+                    let r = (ro + i * 4).loadUnaligned(as: SIMD8<Float>.self)
+                        .addingProduct(vp, UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self))
+                    (ro + i * 4).storeBytes(of: r, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < hd {
+                    oj[i] = oj[i].addingProduct(p, row[i])
+                    i += 1
+                }
+            }
+        }
+    }
 }

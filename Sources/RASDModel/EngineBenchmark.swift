@@ -39,7 +39,7 @@ extension InferenceSession {
     public var kvCacheBytesTouched: Int { kvBytes(positions: kvHighWater) }
 
     private func kvBytes(positions: Int) -> Int {
-        positions * model.config.layerCount * 2 * model.config.kvWidth * MemoryLayout<Float>.size
+        positions * model.config.layerCount * 2 * model.config.kvWidth * MemoryLayout<UInt16>.size
     }
 }
 

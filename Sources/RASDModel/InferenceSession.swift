@@ -44,6 +44,9 @@ public final class InferenceSession {
 
     private let pool: WorkerPool
     private let config: LlamaConfig
+    // F16 keys and values (rounded to nearest even, as llama.cpp's default cache stores them),
+    // head-major: slot s of KV head h at (h * capacity + s) * headDimension, so attention
+    // streams each head's rows contiguously.
     private let keyCache: [AlignedBuffer]
     private let valueCache: [AlignedBuffer]
     private var scratch: Scratch
@@ -76,7 +79,7 @@ public final class InferenceSession {
         self.capacity = capacity
         self.kernelPath = try kernels ?? KernelPath.fromEnvironment()
         pool = WorkerPool(threads: threads)
-        let kvBytes = capacity * config.kvWidth * 4
+        let kvBytes = capacity * config.kvWidth * MemoryLayout<UInt16>.size
         keyCache = (0..<config.layerCount).map { _ in AlignedBuffer(byteCount: kvBytes) }
         valueCache = (0..<config.layerCount).map { _ in AlignedBuffer(byteCount: kvBytes) }
         scratch = Scratch(model: model, nodes: Self.prefillChunk, threads: threads, capacity: capacity, kernels: kernelPath)
@@ -180,14 +183,17 @@ public final class InferenceSession {
             }
         }
         let base = committedLength
-        let width = config.kvWidth
+        let hd = config.headDimension
         for (j, node) in path.enumerated() where node != j {
             // node >= j along a chain (parents precede children), so moving in order never
             // overwrites a slot that is still to be read.
             for layer in 0..<config.layerCount {
-                let k = keyCache[layer].pointer(Float.self), v = valueCache[layer].pointer(Float.self)
-                (k + (base + j) * width).update(from: k + (base + node) * width, count: width)
-                (v + (base + j) * width).update(from: v + (base + node) * width, count: width)
+                let k = keyCache[layer].pointer(UInt16.self), v = valueCache[layer].pointer(UInt16.self)
+                for h in 0..<config.kvHeadCount {
+                    let to = (h * capacity + base + j) * hd, from = (h * capacity + base + node) * hd
+                    (k + to).update(from: k + from, count: hd)
+                    (v + to).update(from: v + from, count: hd)
+                }
             }
         }
         committedTokens += path.map { lastTokens[$0] }
@@ -284,10 +290,10 @@ public final class InferenceSession {
         kvHighWater = max(kvHighWater, base + n)
 
         // Ancestor chains, root first, as KV slots (node i's own KV lives in slot base + i).
-        var chainStart = [Int](repeating: 0, count: n + 1)
+        var chainStart = [Int32](repeating: 0, count: n + 1)
         var chains: [Int32] = []
         for i in 0..<n {
-            chainStart[i] = chains.count
+            chainStart[i] = Int32(chains.count)
             var chain: [Int32] = []
             var j = i
             while j >= 0 {
@@ -296,7 +302,7 @@ public final class InferenceSession {
             }
             chains += chain.reversed()
         }
-        chainStart[n] = chains.count
+        chainStart[n] = Int32(chains.count)
 
         scratch.reserve(nodes: n, logitRows: logitNodes.count)
         let s = scratch
@@ -326,7 +332,7 @@ public final class InferenceSession {
             let q = s.q.pointer(Float.self), k = s.k.pointer(Float.self), v = s.v.pointer(Float.self)
             let qStride = layer.query.paddedRows, kvStride = layer.key.paddedRows
             multiply([(layer.query, q, qStride), (layer.key, k, kvStride), (layer.value, v, kvStride)], input: xn, inputStride: d, quantized: s.qa, nodes: n)
-            let keys = keyCache[index].pointer(Float.self), values = valueCache[index].pointer(Float.self)
+            let keys = keyCache[index].pointer(UInt16.self), values = valueCache[index].pointer(UInt16.self)
             storeKV(q: q, qStride: qStride, k: k, v: v, kvStride: kvStride, nodes: n, keys: keys, values: values, base: base)
             attention(q: q, qStride: qStride, keys: keys, values: values, nodes: n, chains: chains, chainStart: chainStart)
             let attentionOut = s.attention.pointer(Float.self), attentionWidth = config.headCount * config.headDimension
@@ -475,9 +481,10 @@ public final class InferenceSession {
     /// Rotates queries and keys (RoPE) and writes each node's key and value into its KV slot.
     private func storeKV(
         q: UnsafeMutablePointer<Float>, qStride: Int, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-        kvStride: Int, nodes n: Int, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, base: Int
+        kvStride: Int, nodes n: Int, keys: UnsafeMutablePointer<UInt16>, values: UnsafeMutablePointer<UInt16>, base: Int
     ) {
-        let hd = config.headDimension, pairs = config.ropeDimensionCount / 2, width = config.kvWidth
+        let portable = kernelPath == .portable
+        let hd = config.headDimension, pairs = config.ropeDimensionCount / 2
         let cosines = scratch.cosines.pointer(Float.self), sines = scratch.sines.pointer(Float.self)
         @inline(__always) func rotate(_ head: UnsafeMutablePointer<Float>, _ node: Int) {
             for p in 0..<pairs {
@@ -492,48 +499,61 @@ public final class InferenceSession {
             for i in nodes {
                 for h in 0..<heads { rotate(q + i * qStride + h * hd, i) }
                 for h in 0..<kvHeads { rotate(k + i * kvStride + h * hd, i) }
-                (keys + (base + i) * width).update(from: k + i * kvStride, count: width)
-                (values + (base + i) * width).update(from: v + i * kvStride, count: width)
+                for h in 0..<kvHeads {
+                    let slot = (h * capacity + base + i) * hd
+                    PortableMath.storeHalves(k + i * kvStride + h * hd, into: keys + slot, count: hd, portable: portable)
+                    PortableMath.storeHalves(v + i * kvStride + h * hd, into: values + slot, count: hd, portable: portable)
+                }
             }
         }
     }
 
     /// Causal attention of every node over the committed context and its ancestors, in
-    /// position order, split across workers by (node, head). Writes `scratch.attention`.
+    /// position order. Work items are (query head, block of up to ``attentionNodeBlock``
+    /// nodes): the nodes of a block read the committed keys and values of their head once
+    /// between them. Writes `scratch.attention`.
     private func attention(
-        q: UnsafeMutablePointer<Float>, qStride: Int, keys: UnsafeMutablePointer<Float>,
-        values: UnsafeMutablePointer<Float>, nodes n: Int, chains: [Int32], chainStart: [Int]
+        q: UnsafeMutablePointer<Float>, qStride: Int, keys: UnsafeMutablePointer<UInt16>,
+        values: UnsafeMutablePointer<UInt16>, nodes n: Int, chains: [Int32], chainStart: [Int32]
     ) {
-        let hd = config.headDimension, heads = config.headCount, width = config.kvWidth
+        let hd = config.headDimension, heads = config.headCount
         let group = config.headCount / config.kvHeadCount
         let committed = committedLength
         let scale = 1 / sqrtf(Float(hd))
         let out = scratch.attention.pointer(Float.self)
-        let scoresBase = scratch.scores.pointer(Float.self), scoresStride = scratch.scoresStride
-        let chunks = chunkCount(n * heads)
+        let block = Self.attentionNodeBlock
+        let blocks = (n + block - 1) / block
+        let chunks = min(heads * blocks, scratch.attentionChunks)
         let portable = kernelPath == .portable
         chains.withUnsafeBufferPointer { chains in
-            guard let chainBase = chains.baseAddress else { return }
-            pool.run(chunks: chunks) { c in
-                let scores = scoresBase + c * scoresStride
-                for item in share(n * heads, worker: c, of: chunks) {
-                    let i = item / heads, h = item % heads
-                    let kvOffset = (h / group) * hd
-                    let chain = chainBase + chainStart[i], chainCount = chainStart[i + 1] - chainStart[i]
-                    let qh = UnsafePointer(q + i * qStride + h * hd)
-                    let oh = out + i * heads * hd + h * hd
-                    if portable {
-                        PortableMath.attention(
-                            q: qh, keys: keys + kvOffset, values: values + kvOffset, stride: width, committed: committed,
-                            chain: chain, chainCount: chainCount, hd: hd, scale: scale, scores: scores, out: oh)
-                    } else {
-                        rasd_attention_avx2(
-                            qh, keys + kvOffset, values + kvOffset, width, committed, chain, chainCount, hd, scale, scores, oh)
+            chainStart.withUnsafeBufferPointer { chainStart in
+                guard let chainBase = chains.baseAddress, let startBase = chainStart.baseAddress else { return }
+                pool.run(chunks: chunks) { c in
+                    let scores = scratch.scores(chunk: c)
+                    for item in share(heads * blocks, worker: c, of: chunks) {
+                        let h = item % heads, first = (item / heads) * block
+                        let count = min(block, n - first)
+                        let kvOffset = (h / group) * capacity * hd
+                        let qh = UnsafePointer(q + first * qStride + h * hd)
+                        let oh = out + first * heads * hd + h * hd
+                        if portable {
+                            PortableMath.attention(
+                                q: qh, qStride: qStride, queries: count, keys: keys + kvOffset, values: values + kvOffset,
+                                stride: hd, committed: committed, chains: chainBase, chainStart: startBase + first, hd: hd,
+                                scale: scale, scores: scores, scoresStride: scratch.scoresStride, out: oh, outStride: heads * hd)
+                        } else {
+                            rasd_attention_f16_avx2(
+                                qh, qStride, count, keys + kvOffset, values + kvOffset, hd, committed, chainBase,
+                                startBase + first, hd, scale, scores, scratch.scoresStride, oh, heads * hd)
+                        }
                     }
                 }
             }
         }
     }
+
+    /// Nodes that share one pass over a head's keys and values in ``attention``.
+    static let attentionNodeBlock = 8
 }
 
 /// Buffers of one session, sized for a batch of nodes and grown on demand.
@@ -553,8 +573,15 @@ private final class Scratch {
     var hidden = AlignedBuffer(byteCount: 0), normalized = AlignedBuffer(byteCount: 0)
     var cosines = AlignedBuffer(byteCount: 0), sines = AlignedBuffer(byteCount: 0)
     var logits = AlignedBuffer(byteCount: 0)
-    let scores: AlignedBuffer
+    private let scoreBuffer: AlignedBuffer
     let scoresStride: Int
+    /// Chunks an attention section is cut into (each with its own score rows).
+    let attentionChunks: Int
+
+    func scores(chunk: Int) -> UnsafeMutablePointer<Float> {
+        scoreBuffer.pointer(Float.self) + chunk * InferenceSession.attentionNodeBlock * scoresStride
+    }
+
     let qa: QuantizedActivations
     let qf: QuantizedActivations
     private let widest: Int
@@ -568,7 +595,10 @@ private final class Scratch {
         widest = [layer.query.paddedRows, layer.key.paddedRows, layer.attentionOutput.paddedRows, layer.down.paddedRows,
                   config.embeddingLength, config.headCount * config.headDimension].max() ?? config.embeddingLength
         scoresStride = (capacity + 15) / 16 * 16
-        scores = AlignedBuffer(byteCount: (threads == 1 ? 1 : 4 * threads) * scoresStride * 4)  // one row per chunk
+        // Per attention chunk: a score row for each node of a block.
+        attentionChunks = threads == 1 ? 1 : 4 * threads
+        let block = InferenceSession.attentionNodeBlock
+        scoreBuffer = AlignedBuffer(byteCount: attentionChunks * block * scoresStride * 4)
         qa = QuantizedActivations(
             columns: max(config.embeddingLength, config.headCount * config.headDimension), capacity: nodes, kernels: kernels)
         qf = QuantizedActivations(columns: model.layers[0].gate.paddedRows, capacity: nodes, kernels: kernels)
