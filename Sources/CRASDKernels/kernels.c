@@ -344,118 +344,85 @@ TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float
 
 // 8 floats of F16 row r at element i (widening is exact).
 TGT_AVX2 INLINE __m256 load8_h(const uint16_t *r, long i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + i))); }
-TGT_AVX2 INLINE float elem_h(const uint16_t *r, long i) { return _cvtsh_ss(r[i]); }
 
 // Attention over the KV cache uses fused multiply-adds (explicit _mm256_fmadd_ps, and fmaf in
-// the portable twin): half the operations of multiply-then-add. Over a 1,024-token context a
-// 16-node tree spends most of its attention time in these two loops.
+// the portable twin): half the operations of multiply-then-add, in the two loops where a tree
+// over a long context spends its attention time.
 //
-// Scores of 4 keys for 1 or 2 queries: per (query, key) 8 lanes accumulate q * k by FMA over
-// the 8-wide chunks, fold as fold8, then the tail by fmaf in order, then times scale. The
-// accumulators are independent, so blocking changes no value.
-#define QK(NAME, T, LOAD8, ELEM)                                                                   \
-    TGT_AVX2 INLINE void NAME(const float *q0, const float *q1, const T *k0, const T *k1, const T *k2, \
-                              const T *k3, long hd, float scale, float *d0, float *d1, const int two) { \
-        __m256 a[2][4];                                                                          \
-        for (int u = 0; u < 4; u++) a[0][u] = a[1][u] = _mm256_setzero_ps();                     \
-        long i = 0;                                                                              \
-        for (; i + 8 <= hd; i += 8) {                                                            \
-            __m256 kv[4] = {LOAD8(k0, i), LOAD8(k1, i), LOAD8(k2, i), LOAD8(k3, i)};             \
-            __m256 qv = _mm256_loadu_ps(q0 + i);                                                 \
-            for (int u = 0; u < 4; u++) a[0][u] = _mm256_fmadd_ps(qv, kv[u], a[0][u]);           \
-            if (two) {                                                                           \
-                qv = _mm256_loadu_ps(q1 + i);                                                    \
-                for (int u = 0; u < 4; u++) a[1][u] = _mm256_fmadd_ps(qv, kv[u], a[1][u]);       \
-            }                                                                                    \
-        }                                                                                        \
-        const T *k[4] = {k0, k1, k2, k3};                                                        \
-        for (int w = 0; w < (two ? 2 : 1); w++) {                                                \
-            const float *q = w ? q1 : q0;                                                        \
-            float *dst = w ? d1 : d0;                                                            \
-            for (int u = 0; u < 4; u++) {                                                        \
-                float d = fold8(a[w][u]);                                                        \
-                for (long t = i; t < hd; t++) d = __builtin_fmaf(q[t], ELEM(k[u], t), d);        \
-                dst[u] = d * scale;                                                              \
-            }                                                                                    \
-        }                                                                                        \
+// Scores of 4 keys for one query, or two (`two`, a constant at each call site): per (query,
+// key) 8 lanes accumulate q * k by FMA over the 8-wide chunks, fold as fold8, then the tail by
+// fmaf in order, then times scale. The accumulators are independent, so the blocking changes
+// no value; it lets two queries share each widened key.
+TGT_AVX2 INLINE void qk4(const float *q0, const float *q1, const uint16_t *k0, const uint16_t *k1, const uint16_t *k2,
+                         const uint16_t *k3, long hd, float scale, float *d0, float *d1, const int two) {
+    __m256 a[2][4];
+    for (int u = 0; u < 4; u++) a[0][u] = a[1][u] = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 8 <= hd; i += 8) {
+        __m256 kv[4] = {load8_h(k0, i), load8_h(k1, i), load8_h(k2, i), load8_h(k3, i)};
+        __m256 qv = _mm256_loadu_ps(q0 + i);
+        for (int u = 0; u < 4; u++) a[0][u] = _mm256_fmadd_ps(qv, kv[u], a[0][u]);
+        if (two) {
+            qv = _mm256_loadu_ps(q1 + i);
+            for (int u = 0; u < 4; u++) a[1][u] = _mm256_fmadd_ps(qv, kv[u], a[1][u]);
+        }
     }
-QK(qk4_h, uint16_t, load8_h, elem_h)
+    const uint16_t *k[4] = {k0, k1, k2, k3};
+    for (int w = 0; w < (two ? 2 : 1); w++) {
+        const float *q = w ? q1 : q0;
+        float *dst = w ? d1 : d0;
+        for (int u = 0; u < 4; u++) {
+            float d = fold8(a[w][u]);
+            for (long t = i; t < hd; t++) d = __builtin_fmaf(q[t], _cvtsh_ss(k[u][t]), d);
+            dst[u] = d * scale;
+        }
+    }
+}
 
-// out0 += p0[k] * v_k (and out1 += p1[k] * v_k) by FMA for `count` rows of v in row order;
-// 64-wide heads keep the outputs in registers.
-#define PV(NAME, T, LOAD8, ELEM)                                                                   \
-    TGT_AVX2 INLINE void NAME(float *out0, const float *p0, float *out1, const float *p1, const T *v, long vstride, \
-                              long count, long hd, const int two) {                               \
-        if (hd == 64) {                                                                          \
-            __m256 o0[8], o1[8];                                                                 \
-            for (int i = 0; i < 8; i++) {                                                        \
-                o0[i] = _mm256_loadu_ps(out0 + 8 * i);                                           \
-                o1[i] = two ? _mm256_loadu_ps(out1 + 8 * i) : _mm256_setzero_ps();               \
-            }                                                                                    \
-            for (long k = 0; k < count; k++) {                                                   \
-                const T *vk = v + k * vstride;                                                   \
-                __m256 a = _mm256_set1_ps(p0[k]);                                                \
-                if (two) {                                                                       \
-                    __m256 b = _mm256_set1_ps(p1[k]);                                            \
-                    for (int i = 0; i < 8; i++) {                                                \
-                        __m256 x = LOAD8(vk, 8 * i);                                             \
-                        o0[i] = _mm256_fmadd_ps(a, x, o0[i]);                                    \
-                        o1[i] = _mm256_fmadd_ps(b, x, o1[i]);                                    \
-                    }                                                                            \
-                } else {                                                                         \
-                    for (int i = 0; i < 8; i++) o0[i] = _mm256_fmadd_ps(a, LOAD8(vk, 8 * i), o0[i]); \
-                }                                                                                \
-            }                                                                                    \
-            for (int i = 0; i < 8; i++) {                                                        \
-                _mm256_storeu_ps(out0 + 8 * i, o0[i]);                                           \
-                if (two) _mm256_storeu_ps(out1 + 8 * i, o1[i]);                                  \
-            }                                                                                    \
-            return;                                                                              \
-        }                                                                                        \
-        for (int w = 0; w < (two ? 2 : 1); w++) {                                                \
-            float *out = w ? out1 : out0;                                                        \
-            const float *p = w ? p1 : p0;                                                        \
-            for (long k = 0; k < count; k++) {                                                   \
-                __m256 a = _mm256_set1_ps(p[k]);                                                 \
-                const T *vk = v + k * vstride;                                                   \
-                long i = 0;                                                                      \
-                for (; i + 8 <= hd; i += 8)                                                      \
-                    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(a, LOAD8(vk, i), _mm256_loadu_ps(out + i))); \
-                for (; i < hd; i++) out[i] = __builtin_fmaf(p[k], ELEM(vk, i), out[i]);          \
-            }                                                                                    \
-        }                                                                                        \
+// Scores of `count` consecutive key rows (row k at keys + k * kstride) for q0, and for q1
+// when it is given.
+TGT_AVX2 INLINE void qk_rows_n(const float *q0, const float *q1, const uint16_t *keys, long kstride, long count, long hd,
+                               float scale, float *d0, float *d1, const int two) {
+    long k = 0;
+    for (; k + 4 <= count; k += 4)
+        qk4(q0, q1, keys + k * kstride, keys + (k + 1) * kstride, keys + (k + 2) * kstride, keys + (k + 3) * kstride, hd,
+            scale, d0 + k, d1 + k, two);
+    for (; k < count; k++) {
+        float f0[4], f1[4];
+        const uint16_t *r = keys + k * kstride;
+        qk4(q0, q1, r, r, r, r, hd, scale, f0, f1, two);
+        d0[k] = f0[0];
+        if (two) d1[k] = f1[0];
     }
-PV(pv_h_n, uint16_t, load8_h, elem_h)
-#define PV_DISPATCH(NAME, T)                                                                       \
-    TGT_AVX2 INLINE void NAME(float *out0, const float *p0, float *out1, const float *p1, const T *v, long vstride, \
-                              long count, long hd) {                                              \
-        if (out1) NAME##_n(out0, p0, out1, p1, v, vstride, count, hd, 1);                        \
-        else NAME##_n(out0, p0, out1, p1, v, vstride, count, hd, 0);                             \
-    }
-PV_DISPATCH(pv_h, uint16_t)
+}
+TGT_AVX2 INLINE void qk_rows(const float *q0, const float *q1, const uint16_t *keys, long kstride, long count, long hd,
+                             float scale, float *d0, float *d1) {
+    if (q1) qk_rows_n(q0, q1, keys, kstride, count, hd, scale, d0, d1, 1);
+    else qk_rows_n(q0, q1, keys, kstride, count, hd, scale, d0, d1, 0);
+}
 
-// Scores of `count` consecutive rows (row k at keys + k * kstride) for q0 (and q1).
-#define QK_ROWS(NAME, T, QKF)                                                                      \
-    TGT_AVX2 INLINE void NAME##_n(const float *q0, const float *q1, const T *keys, long kstride, long count, long hd, \
-                                  float scale, float *d0, float *d1, const int two) {             \
-        long k = 0;                                                                              \
-        for (; k + 4 <= count; k += 4)                                                           \
-            QKF(q0, q1, keys + k * kstride, keys + (k + 1) * kstride, keys + (k + 2) * kstride, keys + (k + 3) * kstride, \
-                hd, scale, d0 + k, d1 + k, two);                                                 \
-        for (; k < count; k++) {                                                                 \
-            float f0[4], f1[4];                                                                  \
-            const T *r = keys + k * kstride;                                                     \
-            QKF(q0, q1, r, r, r, r, hd, scale, f0, f1, two);                                     \
-            d0[k] = f0[0];                                                                       \
-            if (two) d1[k] = f1[0];                                                              \
-        }                                                                                        \
-    }                                                                                            \
-    TGT_AVX2 INLINE void NAME(const float *q0, const float *q1, const T *keys, long kstride, long count, long hd, \
-                              float scale, float *d0, float *d1) {                                \
-        if (q1) NAME##_n(q0, q1, keys, kstride, count, hd, scale, d0, d1, 1);                    \
-        else NAME##_n(q0, q1, keys, kstride, count, hd, scale, d0, d1, 0);                       \
+// out = fma(p[k], v_k, out) for `count` value rows (row k at v + k * vstride) in row order;
+// 64-wide heads keep the outputs in registers (one query at a time: two would need all 16 of
+// AVX2's registers for their outputs).
+TGT_AVX2 INLINE void pv(float *out, const float *p, const uint16_t *v, long vstride, long count, long hd) {
+    if (hd == 64) {
+        __m256 o[8];
+        for (int i = 0; i < 8; i++) o[i] = _mm256_loadu_ps(out + 8 * i);
+        for (long k = 0; k < count; k++) {
+            __m256 a = _mm256_set1_ps(p[k]);
+            for (int i = 0; i < 8; i++) o[i] = _mm256_fmadd_ps(a, load8_h(v + k * vstride, 8 * i), o[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + 8 * i, o[i]);
+        return;
     }
-QK_ROWS(qk_rows_h, uint16_t, qk4_h)
+    for (long k = 0; k < count; k++) {
+        __m256 a = _mm256_set1_ps(p[k]);
+        const uint16_t *vk = v + k * vstride;
+        long i = 0;
+        for (; i + 8 <= hd; i += 8) _mm256_storeu_ps(out + i, _mm256_fmadd_ps(a, load8_h(vk, i), _mm256_loadu_ps(out + i)));
+        for (; i < hd; i++) out[i] = __builtin_fmaf(p[k], _cvtsh_ss(vk[i]), out[i]);
+    }
+}
 
 #define KV_BLOCK 64
 
@@ -470,7 +437,7 @@ TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, co
         for (long j = 0; j < nq; j += 2) {
             const float *q1 = j + 1 < nq ? q + (j + 1) * q_stride : 0;
             float *row0 = scores + j * scores_stride + b0, *row1 = row0 + scores_stride;
-            qk_rows_h(q + j * q_stride, q1, keys + b0 * stride, stride, count, hd, scale, row0, row1);
+            qk_rows(q + j * q_stride, q1, keys + b0 * stride, stride, count, hd, scale, row0, row1);
         }
     }
     // Each query's own chain, then its softmax, in the order of rasd_attention_avx2.
@@ -479,7 +446,7 @@ TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, co
         long chain_count = chain_start[j + 1] - chain_start[j];
         const int32_t *chain = chains + chain_start[j];
         for (long c = 0; c < chain_count; c++)
-            qk_rows_h(q + j * q_stride, 0, keys + chain[c] * stride, stride, 1, hd, scale, row + committed + c, 0);
+            qk_rows(q + j * q_stride, 0, keys + chain[c] * stride, stride, 1, hd, scale, row + committed + c, 0);
         long total = committed + chain_count;
         float maximum = -__builtin_inff();
         for (long k = 0; k < total; k++) maximum = row[k] > maximum ? row[k] : maximum;
@@ -502,17 +469,16 @@ TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, co
         for (long i = 0; i < hd; i++) oj[i] = 0;
     }
     // Values in key order: the committed ones, then each query's chain.
-    // (One query per pass: two would need 16 accumulators, all of AVX2's registers.)
     for (long b0 = 0; b0 < committed; b0 += KV_BLOCK) {
         long count = committed - b0 < KV_BLOCK ? committed - b0 : KV_BLOCK;
         for (long j = 0; j < nq; j++)
-            pv_h(out + j * out_stride, scores + j * scores_stride + b0, 0, 0, values + b0 * stride, stride, count, hd);
+            pv(out + j * out_stride, scores + j * scores_stride + b0, values + b0 * stride, stride, count, hd);
     }
     for (long j = 0; j < nq; j++) {
         const float *p = scores + j * scores_stride + committed;
         const int32_t *chain = chains + chain_start[j];
         for (long c = 0; c < chain_start[j + 1] - chain_start[j]; c++)
-            pv_h(out + j * out_stride, p + c, 0, 0, values + chain[c] * stride, stride, 1, hd);
+            pv(out + j * out_stride, p + c, values + chain[c] * stride, stride, 1, hd);
     }
 }
 
