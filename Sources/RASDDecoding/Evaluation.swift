@@ -60,6 +60,8 @@ public struct MethodResult: Codable, Sendable {
     public var worstPromptSpeedup: Double?
     public var retrievalSeconds = 0.0
     public var draftSeconds = 0.0
+    /// Steps that ran the model drafter.
+    public var draftedSteps = 0
 
     public var meanAcceptedLength: Double { steps == 0 ? 0 : Double(tokens) / Double(steps) }
     public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
@@ -72,6 +74,7 @@ public struct MethodResult: Codable, Sendable {
         verifiedNodes += s.verifiedNodes
         retrievalSeconds += s.retrievalSeconds
         draftSeconds += s.draftSeconds
+        draftedSteps += s.draftedSteps
         for (k, v) in s.acceptedBySource { acceptedBySource[k, default: 0] += v }
     }
 }
@@ -212,7 +215,7 @@ public struct Evaluation {
     /// Runs everything; `datastore(name)` opens a task's datastore (nil when unavailable), `log`
     /// hears one line per prompt.
     public func run(
-        session: InferenceSession, renderer: PromptRenderer, curve: VerifyCostCurve?, taskDirectory: String,
+        session: InferenceSession, renderer: PromptRenderer, costs: VerifyCostModel?, taskDirectory: String,
         datastore: (String) throws -> RetrievalSource?, drafter: Drafter?, log: (String) -> Void
     ) throws -> (results: [MethodResult], prompts: [RenderedPrompt]) {
         var results: [MethodResult] = []
@@ -221,13 +224,15 @@ public struct Evaluation {
         for task in tasks {
             let prompts = try EvalPrompt.load(task: task, directory: taskDirectory, limit: limit)
             var byMethod = Dictionary(uniqueKeysWithValues: order.map { ($0, MethodResult(task: task, method: $0.rawValue)) })
+            // One decoder per task: what the target accepted carries from prompt to prompt
+            // (per method), as it would over a user's stream of requests.
+            let decoder = SpeculativeDecoder(session: session, datastore: nil, drafter: drafter, costs: costs)
             for prompt in prompts {
                 let (tokens, truncated) = try prompt.tokens(renderer: renderer, budget: promptBudget)
                 rendered.append(RenderedPrompt(
                     task: task, id: prompt.id, tokens: tokens, maxTokens: maxTokens ?? prompt.maxTokens,
                     stopTokens: renderer.stopTokens.sorted()))
-                let store = try datastore(prompt.datastore)
-                let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costCurve: curve)
+                decoder.datastore = try datastore(prompt.datastore)
                 var reference: [UInt32] = []
                 var arRate = 0.0
                 var line = "\(task) \(prompt.id): \(tokens.count) prompt tokens\(truncated ? " (document cut)" : "")"

@@ -51,6 +51,8 @@ public struct DecodeStatistics: Codable, Sendable, Equatable {
     public var retrievalSeconds = 0.0
     public var draftSeconds = 0.0
     public var verifySeconds = 0.0
+    /// Steps that ran the model drafter (`draft`, `rasd`; see ``DraftGate``).
+    public var draftedSteps = 0
     /// Things the user should know (a datastore that failed mid-decode, a full context).
     public var warnings: [String] = []
 
@@ -67,9 +69,10 @@ public struct DecodeStatistics: Codable, Sendable, Equatable {
             return "\(s) \(Int((100 * Double(n) / Double(speculative)).rounded()))%"
         }
         return String(
-            format: "tokens %d, %.1f tok/s, steps %d, accepted %.2f, draft share %@, retrieval %.3f s, drafting %.3f s, verification %.3f s (%@, budget %@)",
+            format: "tokens %d, %.1f tok/s, steps %d, accepted %.2f, draft share %@, retrieval %.3f s, drafting %.3f s%@, verification %.3f s (%@, budget %@)",
             tokens, tokensPerSecond, steps, meanAcceptedLength, shares.isEmpty ? "none" : shares.joined(separator: " "),
-            retrievalSeconds, draftSeconds, verifySeconds, method, budget)
+            retrievalSeconds, draftSeconds, draftedSteps > 0 && draftedSteps < steps ? " (\(draftedSteps) steps drafted)" : "",
+            verifySeconds, method, budget)
     }
 }
 
@@ -88,9 +91,15 @@ public struct DecodingError: Error, CustomStringConvertible, Sendable {
 /// identically whatever tree it sits in.
 public final class SpeculativeDecoder {
     public let session: InferenceSession
-    public let datastore: RetrievalSource?
+    /// Where retrieval methods look; may change between requests.
+    public var datastore: RetrievalSource?
     public let drafter: Drafter?
-    public let costCurve: VerifyCostCurve?
+    public let costs: VerifyCostModel?
+
+    /// What the target accepted in earlier requests, per method (see ``AcceptanceCalibration``).
+    public private(set) var calibrations: [DecodingMethod: AcceptanceCalibration] = [:]
+    /// Whether drafting paid in earlier requests, per method (see ``DraftGate``).
+    public private(set) var draftGates: [DecodingMethod: DraftGate] = [:]
 
     private var workspace = TreeWorkspace()
     private var draftTree = TokenTree(), datastoreTree = TokenTree(), contextTree = TokenTree()
@@ -106,18 +115,18 @@ public final class SpeculativeDecoder {
     /// - Parameters:
     ///   - datastore: retrieval source for `rest`, `retrieval` and `rasd` (nil: prompt only).
     ///   - drafter: model drafter for `draft` and `rasd`.
-    ///   - costCurve: the engine's verify-cost curve; needed for adaptive budgets.
-    public init(session: InferenceSession, datastore: RetrievalSource?, drafter: Drafter?, costCurve: VerifyCostCurve?) {
+    ///   - costs: the engine's verify-cost curves; needed for adaptive budgets.
+    public init(session: InferenceSession, datastore: RetrievalSource?, drafter: Drafter?, costs: VerifyCostModel?) {
         self.session = session
         self.datastore = datastore
         self.drafter = drafter
-        self.costCurve = costCurve
+        self.costs = costs
     }
 
     /// Generates after `prompt` and calls `onTokens` with every batch of new tokens as they are
     /// accepted. The session is reset first, except that the prompt's KV entries are reused when
     /// the previous generation had the same prompt (an evaluation running several methods).
-    /// - Throws: ``DecodingError`` when the method needs a drafter or a cost curve that is
+    /// - Throws: ``DecodingError`` when the method needs a drafter or cost curves that are
     ///   missing, ``EngineError`` from the engine.
     public func generate(
         prompt: [UInt32], options: DecodeOptions, onTokens: ([UInt32]) throws -> Void = { _ in }
@@ -125,8 +134,8 @@ public final class SpeculativeDecoder {
         if options.method.usesDrafter && drafter == nil {
             throw DecodingError("method \(options.method) needs a model drafter and none is available (train or fetch a draft head; see issue 8)")
         }
-        if case .adaptive = options.budget, options.method != .ar, costCurve == nil {
-            throw DecodingError("an adaptive tree budget needs the engine's verify-cost curve; give a fixed budget or a curve")
+        if case .adaptive = options.budget, options.method != .ar, costs == nil {
+            throw DecodingError("an adaptive tree budget needs the engine's verify-cost curves; give a fixed budget or the curves")
         }
         var stats = DecodeStatistics(method: options.method.rawValue, budget: options.budget.description)
         stats.promptTokens = prompt.count
@@ -162,7 +171,6 @@ public final class SpeculativeDecoder {
         var context = ContextIndex(parameters: options.retrieval)
         if options.method.usesContext { context.append(contentsOf: prompt) }
         var recent = Array(prompt.suffix(options.retrieval.maxMatch))
-        var budget = BudgetController(budget: options.budget, curve: costCurve)
         var useDatastore = options.method.usesDatastore && datastore != nil
         var output: [UInt32] = []
         let start = clock.now
@@ -205,6 +213,13 @@ public final class SpeculativeDecoder {
         }
 
         guard try emit([pending]) else { return finished() }
+        var budget = BudgetController(
+            budget: options.budget, costs: costs, calibration: calibrations[options.method] ?? AcceptanceCalibration())
+        var gate = draftGates[options.method] ?? DraftGate()
+        defer {
+            calibrations[options.method] = budget.calibration
+            draftGates[options.method] = gate
+        }
         while true {
             let room = session.capacity - session.committedLength - 1
             guard room >= 0 else {
@@ -229,14 +244,17 @@ public final class SpeculativeDecoder {
             var contextAnswer = CandidateTrie.empty
             if options.method.usesContext { context.retrieve(into: &contextAnswer) }
             stats.retrievalSeconds += seconds(clock.now - retrievalStart)
-            var rootTop = TopTokens()
+            var rootTop: TopTokens? = nil
+            var draftTime: Double? = nil
             draftTree.removeAll()
-            if options.method.usesDrafter, let drafter {
+            if options.method.usesDrafter, let drafter, gate.shouldDraft() {
                 let t0 = clock.now
                 let d = try drafter.draft(after: pending, budget: budget.draftBudget, rootTopK: options.pruneTopK)
                 draftTree = d.tree
                 rootTop = d.root
-                stats.draftSeconds += seconds(clock.now - t0)
+                draftTime = seconds(clock.now - t0)
+                stats.draftSeconds += draftTime ?? 0
+                stats.draftedSteps += 1
             }
             group.wait()
             datastoreTree.removeAll()
@@ -254,10 +272,11 @@ public final class SpeculativeDecoder {
 
             // Prune (RASD) and fuse.
             try workspace.startFusion(with: draftTree)
-            if options.method == .rasd {
+            if options.method == .rasd, let rootTop {
                 workspace.prune(retrieval: datastoreTree, rootTop: rootTop, into: &prunedDatastore)
                 try workspace.addToFusion(prunedDatastore)
             } else if !datastoreTree.isEmpty {
+                // (In rasd, a step the draft gate skipped fuses retrieval as `retrieval` does.)
                 try workspace.addToFusion(datastoreTree)
             }
             // The request's own context joins unpruned, also in rasd: its matches are specific
@@ -266,7 +285,7 @@ public final class SpeculativeDecoder {
             // tokens on 6 Summary prompts against 2.94 unpruned (retrieval alone: 3.00).
             if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
             try workspace.finishFusion(budget: min(options.budget.maximum, room), into: &fused)
-            let k = budget.choose(for: fused)
+            let k = budget.choose(for: fused, context: session.committedLength)
             verified.removeAll()
             for i in 0..<k {
                 try verified.append(token: fused.tokens[i], parent: Int(fused.parents[i]), score: fused.scores[i], sources: fused.sources[i])
@@ -279,7 +298,8 @@ public final class SpeculativeDecoder {
             try TreeVerification.acceptGreedy(tree: layout, targetArgmax: argmax, into: &accepted)
             let kept = layout.keptRows(for: accepted)
             try session.commit(path: kept.map(Int.init))
-            stats.verifySeconds += seconds(clock.now - t0)
+            let verifyTime = seconds(clock.now - t0)
+            stats.verifySeconds += verifyTime
             stats.steps += 1
             stats.verifiedNodes += k
 
@@ -293,6 +313,9 @@ public final class SpeculativeDecoder {
                 }
             }
             budget.record(tree: verified, verified: k, accepted: acceptedNodes)
+            if options.method.usesDrafter {
+                gate.record(drafted: draftTime != nil, tokens: 1 + accepted.tokens.count, seconds: (draftTime ?? 0) + verifyTime)
+            }
             if options.method.usesDrafter, let drafter {
                 let t1 = clock.now
                 var states: [Float] = []

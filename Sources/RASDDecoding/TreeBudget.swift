@@ -30,35 +30,29 @@ public enum TreeBudget: Sendable, Equatable, CustomStringConvertible {
 ///
 /// A fused tree comes in ranking order, so its first `k` nodes are the best `k`-node tree. A
 /// node's score estimates the probability that the target accepts its whole path; the
-/// controller calibrates those scores against what the target actually accepted in this request
-/// (per kind of source and per score band, starting from the score itself as the prior). With
+/// controller calibrates those scores against what the target actually accepted (per kind of
+/// source and per score band, starting from the score itself as the prior; see
+/// ``AcceptanceCalibration`` for how earlier requests count). With
 /// `p(i)` the calibrated probability of node `i`, a `k`-node tree emits `1 + Σ_{i<k} p(i)`
-/// tokens in expectation and costs `cost(k + 1)` single steps (the pending token is a row too),
+/// tokens in expectation and costs `cost(k + 1)` single steps at the current context length
+/// (the pending token is a row too),
 /// so the step verifies the `k` that maximises tokens per unit of time — no nodes at all (a
 /// plain step) when no candidate pays for itself. Then the same machinery serves a CPU, where
 /// every node costs real time, and a GPU, where a wide tree is nearly free.
 struct BudgetController {
     let budget: TreeBudget
-    let curve: VerifyCostCurve?
-    private var hits = [Double](repeating: 0, count: Self.classes * Self.bands)
-    private var trials = [Double](repeating: 0, count: Self.classes * Self.bands)
+    let costs: VerifyCostModel?
+    /// What the target accepted, this request and (discounted) earlier ones.
+    private(set) var calibration: AcceptanceCalibration
     /// The sizes chosen in the last steps (most recent last), for ``draftBudget``.
     private var recentChoices: [Int] = []
 
-    static let classes = 4
-    static let bands = 16
-    /// Weight of the prior, in pseudo-observations.
-    static let priorWeight = 2.0
-
-    init(budget: TreeBudget, curve: VerifyCostCurve?) {
+    /// A controller for one request; `calibration` holds what earlier requests observed.
+    init(budget: TreeBudget, costs: VerifyCostModel?, calibration: AcceptanceCalibration = AcceptanceCalibration()) {
         self.budget = budget
-        self.curve = curve
-    }
-
-    /// Forget the observations (a new request).
-    mutating func reset() {
-        for i in hits.indices { hits[i] = 0; trials[i] = 0 }
-        recentChoices.removeAll()
+        self.costs = costs
+        self.calibration = calibration
+        self.calibration.beginRequest()
     }
 
     /// Nodes to ask a model drafter for. Growing a draft tree costs a head call per level, so
@@ -74,33 +68,25 @@ struct BudgetController {
         }
     }
 
-    private static func slot(score: Float, sources: TokenSources) -> Int {
-        let kind = sources.contains(.draft) ? 0 : sources.contains(.datastore) && sources.contains(.context) ? 1 : sources.contains(.datastore) ? 2 : 3
-        let band = score > 0 ? min(bands - 1, max(0, Int(-log2(Double(score))))) : bands - 1
-        return kind * bands + band
-    }
-
     /// Calibrated acceptance probability of a node.
     func probability(score: Float, sources: TokenSources) -> Double {
-        let s = Self.slot(score: score, sources: sources)
-        let prior = Double(min(max(score, 0), 1))
-        return (hits[s] + Self.priorWeight * prior) / (trials[s] + Self.priorWeight)
+        calibration.probability(score: score, sources: sources)
     }
 
-    /// Nodes to verify from `tree` (in ranking order).
-    func choose(for tree: TokenTree) -> Int {
+    /// Nodes to verify from `tree` (in ranking order) after `context` committed tokens.
+    func choose(for tree: TokenTree, context: Int) -> Int {
         let available = min(tree.count, budget.maximum)
         switch budget {
         case .fixed:
             return available
         case .adaptive:
-            guard let curve, available > 0 else { return available }
+            guard let costs, available > 0 else { return available }
             var expected = 1.0
             var best = 0
-            var bestRate = 1.0 / curve.relativeCost(ofTreeSize: 1)
+            var bestRate = 1.0 / costs.relativeCost(ofTreeSize: 1, context: context)
             for k in 1...available {
                 expected += probability(score: tree.scores[k - 1], sources: tree.sources[k - 1])
-                let rate = expected / curve.relativeCost(ofTreeSize: k + 1)
+                let rate = expected / costs.relativeCost(ofTreeSize: k + 1, context: context)
                 if rate > bestRate {
                     bestRate = rate
                     best = k
@@ -115,32 +101,137 @@ struct BudgetController {
         recentChoices.append(verified)
         if recentChoices.count > 4 { recentChoices.removeFirst() }
         for i in 0..<verified {
-            let s = Self.slot(score: tree.scores[i], sources: tree.sources[i])
-            trials[s] += 1
-            if accepted.contains(Int32(i)) { hits[s] += 1 }
+            calibration.record(score: tree.scores[i], sources: tree.sources[i], accepted: accepted.contains(Int32(i)))
         }
     }
 }
 
-/// Verify-cost curves measured once per engine configuration and kept in rasd's cache.
-public enum VerifyCostCurveCache {
-    /// The cached curve for this model, thread count and kernel path, measuring it (a few seconds)
-    /// when absent. `log` hears about a measurement.
-    public static func curve(
-        model: LlamaModel, threads: Int, kernels: KernelPath, cacheDirectory: String, log: ((String) -> Void)? = nil
-    ) throws -> VerifyCostCurve {
-        let key = "\(URL(fileURLWithPath: model.path).lastPathComponent)-\(model.fileSize)-t\(threads)-\(kernels.rawValue)"
-        let file = cacheDirectory + "/cost-curves/" + key + ".json"
-        if let data = FileManager.default.contents(atPath: file), let curve = try? JSONDecoder().decode(VerifyCostCurve.self, from: data) {
-            return curve
+/// How often the target accepted nodes of each kind of source (draft, datastore and context,
+/// datastore, context) and score band (powers of two), against the score as the prior.
+///
+/// A decoder carries it from request to request, so a request does not start blind: the first
+/// steps, where an uncalibrated score buys nodes that do not pay, are where the worst requests
+/// lost. At the start of a request every band keeps at most ``carriedObservations`` of its
+/// earlier observations (in their proportions), so the new request's own evidence takes over
+/// within a few steps.
+public struct AcceptanceCalibration: Sendable, Equatable {
+    static let classes = 4
+    static let bands = 16
+    /// Weight of the prior, in pseudo-observations.
+    static let priorWeight = 2.0
+    /// Observations a band carries into a new request.
+    static let carriedObservations = 8.0
+
+    private var hits = [Double](repeating: 0, count: classes * bands)
+    private var trials = [Double](repeating: 0, count: classes * bands)
+
+    /// No observations: every node's probability is its score.
+    public init() {}
+
+    /// Discounts earlier requests' observations (see the type's documentation).
+    public mutating func beginRequest() {
+        for i in trials.indices where trials[i] > Self.carriedObservations {
+            hits[i] *= Self.carriedObservations / trials[i]
+            trials[i] = Self.carriedObservations
         }
-        log?("measuring the verify-cost curve of this engine (once; cached in \(file))")
-        // A context of typical length; the curve barely depends on it at this model size.
-        let context = (0..<256).map { UInt32(($0 * 31 + 7) % model.config.vocabularySize) }
-        let session = try InferenceSession(model: model, capacity: 512, threads: threads, kernels: kernels)
-        let curve = try VerifyCostCurve.measure(session: session, context: context, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 3)
+    }
+
+    private static func slot(score: Float, sources: TokenSources) -> Int {
+        let kind = sources.contains(.draft) ? 0 : sources.contains(.datastore) && sources.contains(.context) ? 1 : sources.contains(.datastore) ? 2 : 3
+        let band = score > 0 ? min(bands - 1, max(0, Int(-log2(Double(score))))) : bands - 1
+        return kind * bands + band
+    }
+
+    /// Calibrated acceptance probability of a node with this score and these sources.
+    public func probability(score: Float, sources: TokenSources) -> Double {
+        let s = Self.slot(score: score, sources: sources)
+        let prior = Double(min(max(score, 0), 1))
+        return (hits[s] + Self.priorWeight * prior) / (trials[s] + Self.priorWeight)
+    }
+
+    /// Counts one verified node: whether the target accepted it.
+    public mutating func record(score: Float, sources: TokenSources, accepted: Bool) {
+        let s = Self.slot(score: score, sources: sources)
+        trials[s] += 1
+        if accepted { hits[s] += 1 }
+    }
+}
+
+/// Verify-cost models measured once per engine configuration and kept in rasd's cache.
+public enum VerifyCostModelCache {
+    /// Context lengths the cached models are measured after: the range of the tasks' prompts.
+    public static let contexts = [64, 512, 1024]
+
+    /// The cached model for this model, thread count, kernel path and engine revision,
+    /// measuring it (several seconds) when absent. `log` hears about a measurement.
+    public static func model(
+        model: LlamaModel, threads: Int, kernels: KernelPath, cacheDirectory: String, log: ((String) -> Void)? = nil
+    ) throws -> VerifyCostModel {
+        let key = "\(URL(fileURLWithPath: model.path).lastPathComponent)-\(model.fileSize)-t\(threads)-\(kernels.rawValue)"
+            + "-r\(InferenceSession.engineRevision)"
+        let file = cacheDirectory + "/cost-curves/" + key + ".json"
+        if let data = FileManager.default.contents(atPath: file), let costs = try? JSONDecoder().decode(VerifyCostModel.self, from: data) {
+            return costs
+        }
+        log?("measuring the verify-cost curves of this engine (once; cached in \(file))")
+        let contexts = Self.contexts.filter { $0 + 64 <= model.config.contextLength }
+        let session = try InferenceSession(model: model, capacity: (contexts.max() ?? 0) + 64, threads: threads, kernels: kernels)
+        let costs = try VerifyCostModel.measure(
+            session: session, contexts: contexts, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 5)
         try? FileManager.default.createDirectory(atPath: cacheDirectory + "/cost-curves", withIntermediateDirectories: true)
-        if let data = try? JSONEncoder().encode(curve) { try? data.write(to: URL(fileURLWithPath: file), options: .atomic) }
-        return curve
+        if let data = try? JSONEncoder().encode(costs) { try? data.write(to: URL(fileURLWithPath: file), options: .atomic) }
+        return costs
+    }
+}
+
+/// Whether a step should run the model drafter: a two-armed choice by measured speed.
+///
+/// Each arm (draft, or leave the tree to retrieval) keeps exponential averages of the tokens a
+/// step emitted and the seconds it took (drafting plus verification), and the step takes the
+/// arm with more tokens per second; every ``probeInterval``-th step takes the other one so its
+/// figures stay current. No attribution of tokens to sources is needed, which matters for RASD:
+/// there the draft also decides which retrieval branches survive pruning. Skipped steps cost the
+/// drafter nothing but bookkeeping (``Drafter/accepted(tokens:hiddenStates:)`` only queues the
+/// tokens for its next call). A decoder carries the averages from request to request.
+public struct DraftGate: Sendable, Equatable {
+    /// Steps between tries of the arm that is behind.
+    public static let probeInterval = 8
+    static let weight = 0.2
+    static let warmUp = 4
+
+    private struct Arm: Sendable, Equatable {
+        var tokens = 0.0, seconds = 0.0, count = 0
+        var rate: Double { seconds > 0 ? tokens / seconds : 0 }
+        mutating func add(tokens t: Double, seconds s: Double) {
+            if count == 0 { (tokens, seconds) = (t, s) } else {
+                tokens += DraftGate.weight * (t - tokens)
+                seconds += DraftGate.weight * (s - seconds)
+            }
+            count += 1
+        }
+    }
+    private var drafting = Arm(), skipping = Arm()
+    private var sinceProbe = 0
+
+    /// No observations: the drafter runs first.
+    public init() {}
+
+    /// Whether this step should draft.
+    public mutating func shouldDraft() -> Bool {
+        if drafting.count < Self.warmUp { return true }
+        if skipping.count < Self.warmUp { return false }
+        let leader = drafting.rate >= skipping.rate
+        sinceProbe += 1
+        if sinceProbe >= Self.probeInterval {
+            sinceProbe = 0
+            return !leader
+        }
+        return leader
+    }
+
+    /// Records a step: whether it drafted, the tokens it emitted and its drafting plus
+    /// verification seconds.
+    public mutating func record(drafted: Bool, tokens: Int, seconds: Double) {
+        if drafted { drafting.add(tokens: Double(tokens), seconds: seconds) } else { skipping.add(tokens: Double(tokens), seconds: seconds) }
     }
 }

@@ -39,6 +39,10 @@ public final class InferenceSession {
     /// of the cache that holds memory.
     public private(set) var kvHighWater = 0
 
+    /// Changes whenever the engine's speed profile changes (kernels, cache layout), so that
+    /// measurements kept on disk, such as verify-cost curves, are taken again.
+    public static let engineRevision = 2
+
     /// Prompt tokens computed per forward pass by ``prefill(_:)``.
     public static let prefillChunk = 64
 

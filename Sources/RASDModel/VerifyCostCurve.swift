@@ -100,6 +100,47 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
     }
 }
 
+/// Verify-cost curves measured after several context lengths: every tree row attends to the
+/// whole context, so a tree's cost relative to a single step grows with it (on this CPU, 4 rows
+/// cost about 1.3 single steps after 64 tokens and 1.9 after 1,024).
+public struct VerifyCostModel: Sendable, Codable, Equatable {
+    /// The curves, by ascending context length.
+    public var curves: [VerifyCostCurve]
+
+    /// A model from curves (sorted here by context length).
+    public init(curves: [VerifyCostCurve]) {
+        self.curves = curves.sorted { $0.contextLength < $1.contextLength }
+    }
+
+    /// Relative cost of a tree of `size` nodes after `context` committed tokens: interpolated
+    /// linearly in the context between the two nearest curves (the nearest one outside them).
+    public func relativeCost(ofTreeSize size: Int, context: Int) -> Double {
+        guard let first = curves.first, let last = curves.last else { return Double(size) }
+        if context <= first.contextLength || curves.count == 1 { return first.relativeCost(ofTreeSize: size) }
+        if context >= last.contextLength { return last.relativeCost(ofTreeSize: size) }
+        for i in 1..<curves.count where context <= curves[i].contextLength {
+            let a = curves[i - 1], b = curves[i]
+            let t = Double(context - a.contextLength) / Double(b.contextLength - a.contextLength)
+            return a.relativeCost(ofTreeSize: size) + t * (b.relativeCost(ofTreeSize: size) - a.relativeCost(ofTreeSize: size))
+        }
+        return last.relativeCost(ofTreeSize: size)
+    }
+
+    /// Measures a curve after each of `contexts` committed tokens on `session` (see
+    /// ``VerifyCostCurve/measure(session:context:sizes:repeats:)``); the session is left
+    /// holding the last context.
+    /// - Throws: ``EngineError`` when a context plus the largest tree does not fit.
+    public static func measure(
+        session: InferenceSession, contexts: [Int], sizes: [Int], repeats: Int
+    ) throws -> VerifyCostModel {
+        let vocabulary = session.model.config.vocabularySize
+        return VerifyCostModel(curves: try contexts.map { length in
+            let context = (0..<length).map { UInt32(($0 * 31 + 7) % vocabulary) }
+            return try VerifyCostCurve.measure(session: session, context: context, sizes: sizes, repeats: repeats)
+        })
+    }
+}
+
 /// The median of `values` (0 for none).
 public func median(_ values: [Double]) -> Double {
     let s = values.sorted()

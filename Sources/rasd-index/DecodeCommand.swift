@@ -84,13 +84,13 @@ struct Decode: AsyncParsableCommand {
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("decode: " + $0 + "\n").utf8)) }
         let adaptive: Bool
         if case .adaptive = treeBudget { adaptive = true } else { adaptive = false }
-        let curve = method == .ar || !adaptive
-            ? nil : try VerifyCostCurveCache.curve(
+        let costs = method == .ar || !adaptive
+            ? nil : try VerifyCostModelCache.model(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = method.usesDrafter
             ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
             : nil
-        let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: drafter, costCurve: curve)
+        let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: drafter, costs: costs)
         var output = TokenStream(tokenizer: tokenizer, asIDs: ids)
         let options = DecodeOptions(
             method: method, maxTokens: maxTokens, stopTokens: renderer.stopTokens, budget: treeBudget,

@@ -80,7 +80,7 @@ struct Eval: AsyncParsableCommand {
             model: llama, capacity: min(llama.config.contextLength, promptBudget + (maxTokens ?? 256) + 128),
             threads: threads, kernels: try kernels.map(KernelPath.named))
         let log: (String) -> Void = { FileHandle.standardError.write(Data(("eval: " + $0 + "\n").utf8)) }
-        let curve = try VerifyCostCurveCache.curve(
+        let costs = try VerifyCostModelCache.model(
             model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = methodList.contains(where: \.usesDrafter)
             ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
@@ -90,7 +90,7 @@ struct Eval: AsyncParsableCommand {
         let evaluation = Evaluation(
             tasks: taskNames, methods: methodList, limit: limit, promptBudget: promptBudget, budget: treeBudget, maxTokens: maxTokens)
         let (results, rendered) = try evaluation.run(
-            session: session, renderer: PromptRenderer(tokenizer: tokenizer), curve: curve,
+            session: session, renderer: PromptRenderer(tokenizer: tokenizer), costs: costs,
             taskDirectory: tasks ?? ReferenceModel.cacheDirectory + "/tasks",
             datastore: { name in
                 if let s = stores[name] { return s }

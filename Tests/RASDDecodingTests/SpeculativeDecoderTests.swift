@@ -53,9 +53,9 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         let f = try fixture()
         let store = try Datastore(path: f.datastorePath)
         let session = try f.session()
-        let curve = try VerifyCostCurveCache.curve(
+        let costs = try VerifyCostModelCache.model(
             model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
-        let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: nil, costCurve: curve)
+        let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: nil, costs: costs)
         var speculated = 0
         for p in Self.prompts {
             let prompt = try f.renderer.tokens(p.text, chat: p.chat)
@@ -81,12 +81,15 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         }
         // Retrieval did propose accepted tokens somewhere, so the comparison exercised speculation.
         #expect(speculated > 20)
+        // The decoder kept what the target accepted, per method, for its next requests.
+        #expect(Set(decoder.calibrations.keys) == [.pld, .rest, .retrieval])
+        #expect(decoder.calibrations[.pld] != AcceptanceCalibration())
     }
 
     @Test func stopTokensAndTokenLimitsCutExactlyWhereGreedyDecodingStops() throws {
         let f = try fixture()
         let store = try Datastore(path: f.datastorePath)
-        let decoder = SpeculativeDecoder(session: try f.session(), datastore: store, drafter: nil, costCurve: nil)
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: store, drafter: nil, costs: nil)
         let prompt = try f.renderer.tokens(Self.prompts[0].text, chat: false)
         let (full, _) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 48))
         // Stop at a token that occurs mid-output: every method must end just before it.
@@ -105,7 +108,7 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
 
     @Test func methodsThatNeedADrafterSaySo() throws {
         let f = try fixture()
-        let decoder = SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costCurve: nil)
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costs: nil)
         for method in [DecodingMethod.rasd, .draft] {
             let error = try #require(throws: DecodingError.self) {
                 try decoder.generate(prompt: [1, 2, 3], options: DecodeOptions(method: method, maxTokens: 4, budget: .fixed(4)))
@@ -129,7 +132,7 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         }
         let f = try fixture()
         let failing = Failing()
-        let decoder = SpeculativeDecoder(session: try f.session(), datastore: failing, drafter: nil, costCurve: nil)
+        let decoder = SpeculativeDecoder(session: try f.session(), datastore: failing, drafter: nil, costs: nil)
         let prompt = try f.renderer.tokens(Self.prompts[1].text, chat: false)
         let (reference, _) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 24))
         let (out, stats) = try decoder.generate(prompt: prompt, options: DecodeOptions(method: .retrieval, maxTokens: 24, budget: .fixed(8)))
@@ -153,11 +156,11 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         let local = try Datastore(path: f.datastorePath)
         let prompt = try f.renderer.tokens(Self.prompts[0].text, chat: false)
         let options = DecodeOptions(method: .rest, maxTokens: 32, budget: .fixed(12))
-        let (reference, _) = try SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costCurve: nil)
+        let (reference, _) = try SpeculativeDecoder(session: try f.session(), datastore: nil, drafter: nil, costs: nil)
             .generate(prompt: prompt, options: DecodeOptions(method: .ar, maxTokens: 32))
-        let (viaLocal, localStats) = try SpeculativeDecoder(session: try f.session(), datastore: local, drafter: nil, costCurve: nil)
+        let (viaLocal, localStats) = try SpeculativeDecoder(session: try f.session(), datastore: local, drafter: nil, costs: nil)
             .generate(prompt: prompt, options: options)
-        let (viaDaemon, daemonStats) = try SpeculativeDecoder(session: try f.session(), datastore: remote, drafter: nil, costCurve: nil)
+        let (viaDaemon, daemonStats) = try SpeculativeDecoder(session: try f.session(), datastore: remote, drafter: nil, costs: nil)
             .generate(prompt: prompt, options: options)
         #expect(viaLocal == reference && viaDaemon == reference)
         #expect(daemonStats.steps == localStats.steps && daemonStats.acceptedBySource == localStats.acceptedBySource)
@@ -176,7 +179,7 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
             }
         }
         let dying = Dying(remote, server)
-        let (afterDeath, stats) = try SpeculativeDecoder(session: try f.session(), datastore: dying, drafter: nil, costCurve: nil)
+        let (afterDeath, stats) = try SpeculativeDecoder(session: try f.session(), datastore: dying, drafter: nil, costs: nil)
             .generate(prompt: prompt, options: options)
         #expect(afterDeath == reference)
         // The daemon finishes what is in flight when it stops, so the third request may still

@@ -32,8 +32,8 @@ import Testing
         let store = try Datastore(path: path)
         let session = try InferenceSession(model: f.model, capacity: 1024)
         let drafter = try DraftHeadDrafter(head: f.head, capacity: 1024 + 128)
-        let curve = try VerifyCostCurveCache.curve(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
-        let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costCurve: curve)
+        let costs = try VerifyCostModelCache.model(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
+        let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costs: costs)
         var draftAccepted = 0
         for p in Self.prompts {
             let prompt = try renderer.tokens(p.text, chat: p.chat)

@@ -44,6 +44,23 @@ import Testing
         #expect(abs(curve.relativeCost(ofTreeSize: 10) - 3.7) < 1e-12)  // slope 0.35 per node beyond 8
     }
 
+    @Test func costModelInterpolatesInTheContext() {
+        func curve(_ context: Int, _ relative: [Double]) -> VerifyCostCurve {
+            VerifyCostCurve(
+                contextLength: context, threads: 2, kernels: "test", singleStepSeconds: 0.01, sizes: [1, 4],
+                seconds: relative.map { $0 * 0.01 }, relative: relative)
+        }
+        // Given out of order: the model sorts its curves by context.
+        let model = VerifyCostModel(curves: [curve(1000, [1, 2.5]), curve(100, [1, 1.3])])
+        #expect(model.curves.map(\.contextLength) == [100, 1000])
+        #expect(abs(model.relativeCost(ofTreeSize: 4, context: 100) - 1.3) < 1e-12)
+        #expect(abs(model.relativeCost(ofTreeSize: 4, context: 550) - 1.9) < 1e-12)  // halfway
+        #expect(abs(model.relativeCost(ofTreeSize: 4, context: 10) - 1.3) < 1e-12)   // nearest outside
+        #expect(abs(model.relativeCost(ofTreeSize: 4, context: 5000) - 2.5) < 1e-12)
+        #expect(abs(model.relativeCost(ofTreeSize: 2, context: 1000) - 1.5) < 1e-12)  // within the curve
+        #expect(VerifyCostModel(curves: []).relativeCost(ofTreeSize: 3, context: 10) == 3)
+    }
+
     @Test func measuredCurveCoversTheSizesAndLeavesTheContext() throws {
         let model = try Fixtures.model.get()
         let session = try InferenceSession(model: model, capacity: 64, threads: 2)
