@@ -3,14 +3,15 @@
 // Why C: Swift has no way to compile one function for AVX2 or AVX-512 VNNI and pick it at run
 // time (no per-function target attribute), and the default x86-64 target has only SSE2, where
 // there is no vpmaddubsw/vpdpbusd. Measured with `rasd-index bench engine` (SmolLM2-135M Q4_1,
-// 2 threads, one run, 2026-11-27, shared 2-core EPYC, load ~2), decode / prompt tok/s:
-//   portable Swift SIMD (same layout, same numerics)    28.1 /   38.2
-//   AVX2 (this file)                                   230.8 / 1122.3
-//   AVX-512 VNNI (this file)                           248.5 / 1378.0
-// llama.cpp does ~100-126 / ~235-300 here; the issue asks for 0.8x / 0.5x of it (~100 / ~150), which
-// the portable path misses by 3-4x. The attention kernel is here for the same reason: in
-// Swift on the default target (4-wide SSE2) it took 17% of a 64-node verify after 64 tokens
-// (perf), in this file 9%; its Swift twin in Attention.swift gives the same bits.
+// 2 threads, one run, 2026-11-27 20:55 UTC, quiet 2-core EPYC), decode / prompt tok/s:
+//   portable Swift SIMD (same layout, same numerics)    30.5 /   39.0
+//   AVX2 (this file)                                   251.6 / 1139.0
+//   AVX-512 VNNI (this file)                           277.2 / 1822.7
+// llama.cpp does 115.5 / 305.0 in the same run; the issue asks for 0.8x / 0.5x of it, which the
+// portable path misses by 3-4x. The attention, quantization and SwiGLU kernels are here for the
+// same reason: in Swift on the default target (4-wide SSE2, exp and F16 conversions as library
+// calls) attention took 17% of a 64-node verify after 64 tokens, in C 9%; quantization took 8%
+// and SwiGLU 4% of a 16-node verify, in C 3% and 2% (perf). Their Swift twins give the same bits.
 //
 // Numerics: see rasd_kernels.h. The float operations per output element are written out one
 // by one below and contraction into FMA is switched off, so every kernel (and the Swift
