@@ -269,6 +269,25 @@ TGT_AVX2 INLINE float dot_avx2(const float *a, const float *b, long n) {
     return total;
 }
 
+// scores[j] = exp(scores[j] - maximum) for j < count (8 lanes, then the tail), returns
+// 1 / their sum (lanes folded as fold8, then the tail in order).
+TGT_AVX2 INLINE float exp_normalizer(float *scores, long count, float maximum) {
+    __m256 vmax = _mm256_set1_ps(maximum), acc = _mm256_setzero_ps();
+    long j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmax));
+        _mm256_storeu_ps(scores + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = fold8(acc);
+    for (; j < count; j++) {
+        float e = rasd_exp(scores[j] - maximum);
+        scores[j] = e;
+        sum = sum + e;
+    }
+    return 1.0f / sum;
+}
+
 TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                                   const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {
     long count = committed + chain_count;
@@ -301,19 +320,7 @@ TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float
         scores[j] = s;
         maximum = s > maximum ? s : maximum;
     }
-    __m256 vmax = _mm256_set1_ps(maximum), acc = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= count; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmax));
-        _mm256_storeu_ps(scores + j, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    float sum = fold8(acc);
-    for (; j < count; j++) {
-        float e = rasd_exp(scores[j] - maximum);
-        scores[j] = e;
-        sum = sum + e;
-    }
-    float inverse = 1.0f / sum;
+    float inverse = exp_normalizer(scores, count, maximum);
     if (hd == 64) {
         // The usual head size: the 64 outputs stay in registers across all keys (the general
         // loop below reloads and stores them for every key). Same operations, same bits.
@@ -451,21 +458,8 @@ TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, co
         long total = committed + chain_count;
         float maximum = -__builtin_inff();
         for (long k = 0; k < total; k++) maximum = row[k] > maximum ? row[k] : maximum;
-        __m256 vmax = _mm256_set1_ps(maximum), acc = _mm256_setzero_ps();
-        long k = 0;
-        for (; k + 8 <= total; k += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + k), vmax));
-            _mm256_storeu_ps(row + k, e);
-            acc = _mm256_add_ps(acc, e);
-        }
-        float sum = fold8(acc);
-        for (; k < total; k++) {
-            float e = rasd_exp(row[k] - maximum);
-            row[k] = e;
-            sum = sum + e;
-        }
-        float inverse = 1.0f / sum;
-        for (k = 0; k < total; k++) row[k] = row[k] * inverse;
+        float inverse = exp_normalizer(row, total, maximum);
+        for (long k = 0; k < total; k++) row[k] = row[k] * inverse;
         float *oj = out + j * out_stride;
         for (long i = 0; i < hd; i++) oj[i] = 0;
     }

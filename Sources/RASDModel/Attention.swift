@@ -66,6 +66,26 @@ enum PortableMath {
         return total
     }
 
+    /// `scores[j] = exp(scores[j] - maximum)` for `j < count`; returns 1 / their sum (8 lanes,
+    /// folded, then the tail in order), as `exp_normalizer` in the C kernels.
+    @inline(__always)
+    static func expNormalizer(_ scores: UnsafeMutablePointer<Float>, count: Int, maximum: Float) -> Float {
+        for j in 0..<count { scores[j] = exp(scores[j] - maximum) }
+        var acc = SIMD8<Float>()
+        var j = 0
+        let raw = UnsafeRawPointer(scores)
+        while j + 8 <= count {
+            acc = acc + (raw + j * 4).loadUnaligned(as: SIMD8<Float>.self)
+            j += 8
+        }
+        var sum = fold(acc)
+        while j < count {
+            sum = sum + scores[j]
+            j += 1
+        }
+        return 1 / sum
+    }
+
     /// The portable twin of `rasd_attention_avx2` (see its documentation in `rasd_kernels.h`).
     static func attention(
         q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, committed: Int,
@@ -80,20 +100,7 @@ enum PortableMath {
             scores[j] = s
             maximum = s > maximum ? s : maximum
         }
-        for j in 0..<count { scores[j] = exp(scores[j] - maximum) }
-        var acc = SIMD8<Float>()
-        var j = 0
-        let raw = UnsafeRawPointer(scores)
-        while j + 8 <= count {
-            acc = acc + (raw + j * 4).loadUnaligned(as: SIMD8<Float>.self)
-            j += 8
-        }
-        var sum = fold(acc)
-        while j < count {
-            sum = sum + scores[j]
-            j += 1
-        }
-        let inverse = 1 / sum
+        let inverse = expNormalizer(scores, count: count, maximum: maximum)
         out.initialize(repeating: 0, count: hd)
         let ro = UnsafeMutableRawPointer(out)
         for k in 0..<count {
@@ -166,20 +173,7 @@ enum PortableMath {
                 sj[k] = s
                 maximum = s > maximum ? s : maximum
             }
-            for k in 0..<count { sj[k] = exp(sj[k] - maximum) }
-            var acc = SIMD8<Float>()
-            var k = 0
-            let raw = UnsafeRawPointer(sj)
-            while k + 8 <= count {
-                acc = acc + (raw + k * 4).loadUnaligned(as: SIMD8<Float>.self)
-                k += 8
-            }
-            var sum = fold(acc)
-            while k < count {
-                sum = sum + sj[k]
-                k += 1
-            }
-            let inverse = 1 / sum
+            let inverse = expNormalizer(sj, count: count, maximum: maximum)
             oj.initialize(repeating: 0, count: hd)
             let ro = UnsafeMutableRawPointer(oj)
             for k in 0..<count {
