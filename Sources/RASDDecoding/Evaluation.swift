@@ -62,6 +62,8 @@ public struct MethodResult: Codable, Sendable {
     public var draftSeconds = 0.0
     /// Steps that ran the model drafter.
     public var draftedSteps = 0
+    /// Steps that queried the datastore.
+    public var datastoreSteps = 0
 
     public var meanAcceptedLength: Double { steps == 0 ? 0 : Double(tokens) / Double(steps) }
     public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
@@ -75,6 +77,7 @@ public struct MethodResult: Codable, Sendable {
         retrievalSeconds += s.retrievalSeconds
         draftSeconds += s.draftSeconds
         draftedSteps += s.draftedSteps
+        datastoreSteps += s.datastoreSteps
         for (k, v) in s.acceptedBySource { acceptedBySource[k, default: 0] += v }
     }
 }

@@ -51,8 +51,10 @@ public struct DecodeStatistics: Codable, Sendable, Equatable {
     public var retrievalSeconds = 0.0
     public var draftSeconds = 0.0
     public var verifySeconds = 0.0
-    /// Steps that ran the model drafter (`draft`, `rasd`; see ``DraftGate``).
+    /// Steps that ran the model drafter (`draft`, `rasd`; see ``SourceGate``).
     public var draftedSteps = 0
+    /// Steps that queried the datastore (`rest`, `retrieval`, `rasd`; see ``SourceGate``).
+    public var datastoreSteps = 0
     /// Things the user should know (a datastore that failed mid-decode, a full context).
     public var warnings: [String] = []
 
@@ -69,9 +71,10 @@ public struct DecodeStatistics: Codable, Sendable, Equatable {
             return "\(s) \(Int((100 * Double(n) / Double(speculative)).rounded()))%"
         }
         return String(
-            format: "tokens %d, %.1f tok/s, steps %d, accepted %.2f, draft share %@, retrieval %.3f s, drafting %.3f s%@, verification %.3f s (%@, budget %@)",
+            format: "tokens %d, %.1f tok/s, steps %d, accepted %.2f, draft share %@, retrieval %.3f s%@, drafting %.3f s%@, verification %.3f s (%@, budget %@)",
             tokens, tokensPerSecond, steps, meanAcceptedLength, shares.isEmpty ? "none" : shares.joined(separator: " "),
-            retrievalSeconds, draftSeconds, draftedSteps > 0 && draftedSteps < steps ? " (\(draftedSteps) steps drafted)" : "",
+            retrievalSeconds, datastoreSteps > 0 && datastoreSteps < steps ? " (datastore on \(datastoreSteps) steps)" : "",
+            draftSeconds, draftedSteps > 0 && draftedSteps < steps ? " (\(draftedSteps) steps drafted)" : "",
             verifySeconds, method, budget)
     }
 }
@@ -98,8 +101,8 @@ public final class SpeculativeDecoder {
 
     /// What the target accepted in earlier requests, per method (see ``AcceptanceCalibration``).
     public private(set) var calibrations: [DecodingMethod: AcceptanceCalibration] = [:]
-    /// Whether drafting paid in earlier requests, per method (see ``DraftGate``).
-    public private(set) var draftGates: [DecodingMethod: DraftGate] = [:]
+    /// Which optional sources paid in earlier requests, per method (see ``SourceGate``).
+    public private(set) var gates: [DecodingMethod: SourceGate] = [:]
 
     private var workspace = TreeWorkspace()
     private var draftTree = TokenTree(), datastoreTree = TokenTree(), contextTree = TokenTree()
@@ -215,10 +218,16 @@ public final class SpeculativeDecoder {
         guard try emit([pending]) else { return finished() }
         var budget = BudgetController(
             budget: options.budget, costs: costs, calibration: calibrations[options.method] ?? AcceptanceCalibration())
-        var gate = draftGates[options.method] ?? DraftGate()
+        var optional: SourceGate.Choice = []
+        if options.method.usesDrafter { optional.insert(.drafter) }
+        if useDatastore { optional.insert(.datastore) }
+        var gate = gates[options.method].flatMap { $0.sources == optional ? $0 : nil } ?? SourceGate(sources: optional)
+        // The gate belongs to the automatic budget; a fixed budget always asks every source.
+        var gated = false
+        if case .adaptive = options.budget { gated = !optional.isEmpty }
         defer {
             calibrations[options.method] = budget.calibration
-            draftGates[options.method] = gate
+            if gated { gates[options.method] = gate }
         }
         while true {
             let room = session.capacity - session.committedLength - 1
@@ -230,7 +239,10 @@ public final class SpeculativeDecoder {
             let retrievalStart = clock.now
             let datastoreAnswer = RetrievalResultBox()
             let group = DispatchGroup()
-            if useDatastore, let datastore {
+            let choice = gated ? gate.choose() : optional
+            let queried = useDatastore && choice.contains(.datastore)
+            if queried, let datastore {
+                stats.datastoreSteps += 1
                 // Runs beside the drafter (the paper's first stated limitation).
                 let query = Array(recent.suffix(options.retrieval.maxMatch))
                 let parameters = options.retrieval
@@ -247,7 +259,7 @@ public final class SpeculativeDecoder {
             var rootTop: TopTokens? = nil
             var draftTime: Double? = nil
             draftTree.removeAll()
-            if options.method.usesDrafter, let drafter, gate.shouldDraft() {
+            if options.method.usesDrafter, let drafter, choice.contains(.drafter) {
                 let t0 = clock.now
                 let d = try drafter.draft(after: pending, budget: budget.draftBudget, rootTopK: options.pruneTopK)
                 draftTree = d.tree
@@ -258,7 +270,7 @@ public final class SpeculativeDecoder {
             }
             group.wait()
             datastoreTree.removeAll()
-            if useDatastore, let result = datastoreAnswer.value {
+            if queried, let result = datastoreAnswer.value {
                 switch result {
                 case .success(let answer):
                     try datastoreTree.replaceWithRetrieval(answer, source: .datastore)
@@ -276,7 +288,7 @@ public final class SpeculativeDecoder {
                 workspace.prune(retrieval: datastoreTree, rootTop: rootTop, into: &prunedDatastore)
                 try workspace.addToFusion(prunedDatastore)
             } else if !datastoreTree.isEmpty {
-                // (In rasd, a step the draft gate skipped fuses retrieval as `retrieval` does.)
+                // (In rasd, a step without the drafter fuses retrieval as `retrieval` does.)
                 try workspace.addToFusion(datastoreTree)
             }
             // The request's own context joins unpruned, also in rasd: its matches are specific
@@ -313,9 +325,8 @@ public final class SpeculativeDecoder {
                 }
             }
             budget.record(tree: verified, verified: k, accepted: acceptedNodes)
-            if options.method.usesDrafter {
-                gate.record(drafted: draftTime != nil, tokens: 1 + accepted.tokens.count, seconds: (draftTime ?? 0) + verifyTime)
-            }
+            let stepTime = seconds(clock.now - retrievalStart)
+            if gated { gate.record(choice, tokens: 1 + accepted.tokens.count, seconds: stepTime) }
             if options.method.usesDrafter, let drafter {
                 let t1 = clock.now
                 var states: [Float] = []

@@ -184,54 +184,74 @@ public enum VerifyCostModelCache {
     }
 }
 
-/// Whether a step should run the model drafter: a two-armed choice by measured speed.
+/// Which optional sources a step consults — the model drafter, the datastore — chosen by
+/// measured speed.
 ///
-/// Each arm (draft, or leave the tree to retrieval) keeps exponential averages of the tokens a
-/// step emitted and the seconds it took (drafting plus verification), and the step takes the
-/// arm with more tokens per second; every ``probeInterval``-th step takes the other one so its
-/// figures stay current. No attribution of tokens to sources is needed, which matters for RASD:
-/// there the draft also decides which retrieval branches survive pruning. Skipped steps cost the
-/// drafter nothing but bookkeeping (``Drafter/accepted(tokens:hiddenStates:)`` only queues the
-/// tokens for its next call). A decoder carries the averages from request to request.
-public struct DraftGate: Sendable, Equatable {
-    /// Steps between tries of the arm that is behind.
+/// Each combination of the method's optional sources is an arm (`rasd`: both, the drafter only,
+/// the datastore only, neither; `draft`, `rest` and `retrieval`: the one source or not). Each arm
+/// keeps exponential averages of the tokens a step emitted and the seconds the whole step took;
+/// the step takes the arm with the most tokens per second, and every ``probeInterval``-th step
+/// tries the next other arm in turn so their figures stay current. No attribution of tokens to
+/// sources is needed, which matters for RASD: there the draft also decides which datastore
+/// branches survive pruning. Going without the drafter costs it nothing but bookkeeping
+/// (``Drafter/accepted(tokens:hiddenStates:)`` only queues the tokens for its next call); going
+/// without the datastore saves its query. A decoder carries the averages from request to
+/// request. Only the automatic budget uses the gate: a fixed budget asks every source.
+public struct SourceGate: Sendable, Equatable {
+    /// Steps between tries of the arms that are behind.
     public static let probeInterval = 8
     static let weight = 0.2
     static let warmUp = 4
+
+    /// The sources an arm consults.
+    public struct Choice: OptionSet, Sendable, Hashable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let drafter = Choice(rawValue: 1)
+        public static let datastore = Choice(rawValue: 2)
+    }
 
     private struct Arm: Sendable, Equatable {
         var tokens = 0.0, seconds = 0.0, count = 0
         var rate: Double { seconds > 0 ? tokens / seconds : 0 }
         mutating func add(tokens t: Double, seconds s: Double) {
             if count == 0 { (tokens, seconds) = (t, s) } else {
-                tokens += DraftGate.weight * (t - tokens)
-                seconds += DraftGate.weight * (s - seconds)
+                tokens += SourceGate.weight * (t - tokens)
+                seconds += SourceGate.weight * (s - seconds)
             }
             count += 1
         }
     }
-    private var drafting = Arm(), skipping = Arm()
-    private var sinceProbe = 0
+    /// The optional sources the gate chooses among.
+    public let sources: Choice
+    /// The arms, all sources first, then every subset down to none.
+    private let choices: [Choice]
+    private var arms: [Arm]
+    private var sinceProbe = 0, nextProbe = 0
 
-    /// No observations: the drafter runs first.
-    public init() {}
-
-    /// Whether this step should draft.
-    public mutating func shouldDraft() -> Bool {
-        if drafting.count < Self.warmUp { return true }
-        if skipping.count < Self.warmUp { return false }
-        let leader = drafting.rate >= skipping.rate
-        sinceProbe += 1
-        if sinceProbe >= Self.probeInterval {
-            sinceProbe = 0
-            return !leader
-        }
-        return leader
+    /// A gate over `sources` (the method's optional ones); no observations yet.
+    public init(sources: Choice) {
+        self.sources = sources
+        choices = (0...sources.rawValue).reversed().map(Choice.init(rawValue:)).filter { sources.isSuperset(of: $0) }
+        arms = Array(repeating: Arm(), count: choices.count)
     }
 
-    /// Records a step: whether it drafted, the tokens it emitted and its drafting plus
-    /// verification seconds.
-    public mutating func record(drafted: Bool, tokens: Int, seconds: Double) {
-        if drafted { drafting.add(tokens: Double(tokens), seconds: seconds) } else { skipping.add(tokens: Double(tokens), seconds: seconds) }
+    /// The sources this step should consult.
+    public mutating func choose() -> Choice {
+        if let fresh = arms.firstIndex(where: { $0.count < Self.warmUp }) { return choices[fresh] }
+        var leader = 0
+        for i in arms.indices where arms[i].rate > arms[leader].rate { leader = i }
+        sinceProbe += 1
+        guard sinceProbe >= Self.probeInterval, arms.count > 1 else { return choices[leader] }
+        sinceProbe = 0
+        nextProbe = (nextProbe + 1) % arms.count
+        if nextProbe == leader { nextProbe = (nextProbe + 1) % arms.count }
+        return choices[nextProbe]
+    }
+
+    /// Records a step: the sources it consulted, the tokens it emitted and its seconds.
+    public mutating func record(_ choice: Choice, tokens: Int, seconds: Double) {
+        guard let i = choices.firstIndex(of: choice) else { return }
+        arms[i].add(tokens: Double(tokens), seconds: seconds)
     }
 }

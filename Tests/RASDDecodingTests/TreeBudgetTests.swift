@@ -32,30 +32,43 @@ import Testing
     }
 }
 
-/// The draft gate: drafting or not, whichever emits more tokens per second.
-@Suite struct DraftGateTests {
-    /// Decisions of `steps` steps where a drafted step emits `drafted` tokens in 6 ms and a
-    /// skipped one `skipped` tokens in 5 ms.
-    static func run(_ gate: inout DraftGate, steps: Int, drafted: Int, skipped: Int) -> [Bool] {
+/// The source gate: whichever combination of optional sources emits the most tokens per second.
+@Suite struct SourceGateTests {
+    typealias Choice = SourceGate.Choice
+
+    /// Choices of `steps` steps where each choice emits `tokens[choice]` tokens in 5 ms, plus
+    /// 1 ms for the drafter.
+    static func run(_ gate: inout SourceGate, steps: Int, tokens: [Choice: Int]) -> [Choice] {
         (0..<steps).map { _ in
-            let d = gate.shouldDraft()
-            gate.record(drafted: d, tokens: d ? drafted : skipped, seconds: d ? 0.006 : 0.005)
-            return d
+            let c = gate.choose()
+            gate.record(c, tokens: tokens[c] ?? 1, seconds: c.contains(.drafter) ? 0.006 : 0.005)
+            return c
         }
     }
 
-    @Test func theFasterArmWinsAndTheOtherIsProbed() throws {
-        var gate = DraftGate()
-        // Warm-up: 4 drafted steps, then 4 without.
-        #expect(Self.run(&gate, steps: 8, drafted: 1, skipped: 1) == [true, true, true, true, false, false, false, false])
-        // 1 token in 6 ms against 1 in 5 ms: skip, trying the drafter every 8th step.
-        let slow = Self.run(&gate, steps: 16, drafted: 1, skipped: 1)
-        #expect(slow == (1...16).map { $0 % DraftGate.probeInterval == 0 })
-        // Now a drafted step emits 3 tokens: the next probe sees it, drafting takes over, and
-        // skipping is what gets probed.
-        let fast = Self.run(&gate, steps: 40, drafted: 3, skipped: 1)
-        let takeover = try #require(fast.firstIndex(of: true))
-        #expect(takeover < DraftGate.probeInterval)
-        #expect(fast.suffix(32).filter { !$0 }.count == 32 / DraftGate.probeInterval)
+    @Test func oneSourceTheFasterArmWinsAndTheOtherIsProbed() throws {
+        var gate = SourceGate(sources: .drafter)
+        // Warm-up: 4 steps with the drafter, then 4 without.
+        #expect(Self.run(&gate, steps: 8, tokens: [:]) == [Choice](repeating: .drafter, count: 4) + [Choice](repeating: [], count: 4))
+        // 1 token in 6 ms against 1 in 5 ms: go without, trying the drafter every 8th step.
+        let slow = Self.run(&gate, steps: 16, tokens: [:])
+        #expect(slow == (1...16).map { $0 % SourceGate.probeInterval == 0 ? .drafter : [] })
+        // Now a drafted step emits 3 tokens: the next probe sees it, and the drafter takes over.
+        let fast = Self.run(&gate, steps: 40, tokens: [.drafter: 3])
+        let takeover = try #require(fast.firstIndex(of: .drafter))
+        #expect(takeover < SourceGate.probeInterval)
+        #expect(fast.suffix(32).filter { $0 != .drafter }.count == 32 / SourceGate.probeInterval)
+    }
+
+    @Test func twoSourcesEveryCombinationIsAnArm() {
+        var gate = SourceGate(sources: [.drafter, .datastore])
+        // Warm-up visits all four combinations, both sources first.
+        let warm = Self.run(&gate, steps: 16, tokens: [:])
+        #expect(warm == [[.drafter, .datastore], .datastore, .drafter, []].flatMap { [Choice](repeating: $0, count: 4) })
+        // The datastore alone pays (2 tokens in 5 ms): it leads, and the other three arms are
+        // probed in turn.
+        let run = Self.run(&gate, steps: 48, tokens: [.datastore: 2, [.drafter, .datastore]: 2])
+        #expect(run.filter { $0 == .datastore }.count == 48 - 48 / SourceGate.probeInterval)
+        #expect(Set(run.filter { $0 != .datastore }) == [[.drafter, .datastore], .drafter, []])
     }
 }
