@@ -264,8 +264,9 @@ public final class SpeculativeDecoder {
                 let d = try drafter.draft(after: pending, budget: budget.draftBudget, rootTopK: options.pruneTopK)
                 draftTree = d.tree
                 rootTop = d.root
-                draftTime = seconds(clock.now - t0)
-                stats.draftSeconds += draftTime ?? 0
+                let t = seconds(clock.now - t0)
+                draftTime = t
+                stats.draftSeconds += t
                 stats.draftedSteps += 1
             }
             group.wait()
