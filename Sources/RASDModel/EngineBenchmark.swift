@@ -32,7 +32,7 @@ public enum EngineBenchmark {
 }
 
 extension InferenceSession {
-    /// Bytes of KV cache holding the committed tokens (keys and values, all layers, F32).
+    /// Bytes of KV cache holding the committed tokens (keys and values, all layers, F16).
     public var kvCacheBytesInUse: Int { kvBytes(positions: committedLength) }
 
     /// Bytes of KV cache this session has touched (its high-water mark), which stay resident.

@@ -98,6 +98,11 @@ struct BenchEngine: AsyncParsableCommand {
         }
         let residentAfterDecoding = EngineBenchmark.residentBytes()
         let kvAfterDecoding = session.kvCacheBytesTouched
+        let curve = try VerifyCostCurve.measure(
+            session: session, context: Array(prompt.prefix(context)), sizes: Array(1...maxTree), repeats: repeats)
+        // Measured before the sessions below exist, so it counts this engine's memory only.
+        let resident = EngineBenchmark.residentBytes()
+        let kvBytes = session.kvCacheBytesTouched
         // Every kernel path on the same prompts: the measurement behind the C kernels.
         var pathRows: [(KernelPath, Double, Double)] = []
         for path in KernelPath.available {
@@ -109,10 +114,6 @@ struct BenchEngine: AsyncParsableCommand {
             }
             pathRows.append((path, median(decode), median(promptRates)))
         }
-        let curve = try VerifyCostCurve.measure(
-            session: session, context: Array(prompt.prefix(context)), sizes: Array(1...maxTree), repeats: repeats)
-        let resident = EngineBenchmark.residentBytes()
-        let kvBytes = session.kvCacheBytesTouched
 
         print("load average at end: \(Self.loadAverage()) (the machine is shared: compare ratios within this run)")
         func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2f×", a / b) : "—" }
