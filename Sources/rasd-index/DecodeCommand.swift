@@ -38,7 +38,7 @@ struct Decode: AsyncParsableCommand {
     @Option(help: "Tokens to generate at most.")
     var maxTokens = 128
 
-    @Option(help: "Speculative nodes per step: 'auto' (from the engine's cost curve and observed acceptance) or a number.")
+    @Option(help: "Speculative nodes per step: 'auto' (from the engine's verify-cost curves and the acceptance observed) or a number.")
     var budget = "auto"
 
     @Option(help: "Most speculative nodes an automatic budget may choose.")
