@@ -1,4 +1,5 @@
 import CRASDKernels
+import Foundation
 
 /// Float kernels outside the matrix products, written so that each has one order of
 /// operations shared by the portable path and the C path (`rasd_attention_avx2`, `rasd_exp`),
@@ -38,6 +39,24 @@ enum PortableMath {
             for r in rows { gate[r] = gate[r] / (1 + exp(-gate[r])) * up[r] }
         } else {
             rasd_swiglu_avx2(gate + rows.lowerBound, up + rows.lowerBound, rows.count)
+        }
+    }
+
+    /// RMSNorm as llama.cpp computes it, for rows `rows` of `width` floats: mean of squares
+    /// summed in Double, then `x * (1 / sqrt(mean + epsilon))`, then times the weight.
+    static func rmsNorm(
+        _ x: UnsafePointer<Float>, weight: [Float], epsilon: Float, width d: Int, rows: Range<Int>,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        weight.withUnsafeBufferPointer { w in
+            for t in rows {
+                let xt = x + t * d, ot = out + t * d
+                var sum: Double = 0
+                for i in 0..<d { sum += Double(xt[i] * xt[i]) }
+                let mean = Float(sum / Double(d))
+                let scale = 1 / sqrtf(mean + epsilon)
+                for i in 0..<d { ot[i] = (xt[i] * scale) * w[i] }
+            }
         }
     }
 

@@ -263,16 +263,10 @@ public final class DraftHeadSession {
         head[2 * p + 1] = a * s + b * c
     }
 
-    /// RMSNorm as the target computes it (mean of squares summed in Double).
+    /// RMSNorm as the target computes it.
     private func rmsNorm(_ x: UnsafePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Int) {
-        let d = head.config.embeddingLength, eps = head.config.normEpsilon
-        for t in 0..<rows {
-            let xt = x + t * d, ot = out + t * d
-            var sum: Double = 0
-            for i in 0..<d { sum += Double(xt[i] * xt[i]) }
-            let scale = 1 / sqrtf(Float(sum / Double(d)) + eps)
-            for i in 0..<d { ot[i] = (xt[i] * scale) * weight[i] }
-        }
+        let c = head.config
+        PortableMath.rmsNorm(x, weight: weight, epsilon: c.normEpsilon, width: c.embeddingLength, rows: 0..<rows, into: out)
     }
 
     /// Matrix products of one input, their row groups split across the pool.
@@ -280,19 +274,7 @@ public final class DraftHeadSession {
         _ products: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], input: UnsafeMutablePointer<Float>, stride: Int,
         quantized: QuantizedActivations, nodes n: Int, path: KernelPath
     ) {
-        let total = products.reduce(0) { $0 + $1.0.groups }
-        let chunks = min(total, pool.threadCount == 1 ? 1 : 4 * pool.threadCount)
-        pool.run(chunks: chunks) { chunk in
-            let range = share(total, worker: chunk, of: chunks)
-            var offset = 0
-            for (m, out, outStride) in products {
-                let lower = max(range.lowerBound - offset, 0), upper = min(range.upperBound - offset, m.groups)
-                if lower < upper {
-                    m.multiply(x: input, xStride: stride, quantized: quantized, tokens: n, output: out, outputStride: outStride, groups: lower..<upper, path: path)
-                }
-                offset += m.groups
-            }
-        }
+        pool.multiply(products, input: input, inputStride: stride, quantized: quantized, tokens: n, path: path)
     }
 }
 

@@ -347,7 +347,7 @@ public final class InferenceSession {
             addNormQuantize(nodes: n, x: x, pending: layer.attentionOutput.paddedRows, weight: layer.ffnNorm, into: xn, quantized: s.qa)
             let gate = s.gate.pointer(Float.self), up = s.up.pointer(Float.self)
             let ffStride = layer.gate.paddedRows, ff = config.feedForwardLength
-            parallel(layer.gate.groups) { groups in
+            pool.runShares(layer.gate.groups) { groups in
                 layer.gate.multiply(x: xn, xStride: d, quantized: s.qa, tokens: n, output: gate, outputStride: ffStride, groups: groups, path: path)
                 layer.up.multiply(x: xn, xStride: d, quantized: s.qa, tokens: n, output: up, outputStride: ffStride, groups: groups, path: path)
                 // SwiGLU on the rows this chunk just computed: silu(gate) * up, into `gate`.
@@ -375,7 +375,7 @@ public final class InferenceSession {
             let logits = s.logits.pointer(Float.self), stride = s.vocabularyStride
             let head = model.output, vocabulary = config.vocabularySize
             // Each chunk also finds the argmax of its own rows; the smallest index wins ties.
-            let chunks = chunkCount(head.groups)
+            let chunks = pool.chunks(for: head.groups)
             var best = [(value: Float, index: Int)](repeating: (-.infinity, 0), count: chunks * rows)
             best.withUnsafeMutableBufferPointer { best in
                 pool.run(chunks: chunks) { c in
@@ -409,7 +409,7 @@ public final class InferenceSession {
     /// Per-node work (norms, quantization, RoPE): parallel only when the batch is large enough
     /// to pay for the hand-off.
     private func perNode(_ n: Int, _ body: (Range<Int>) -> Void) {
-        if n < 4 || threadCount == 1 { body(0..<n) } else { parallel(n, body) }
+        if n < 4 || threadCount == 1 { body(0..<n) } else { pool.runShares(n, body) }
     }
 
     /// `x += projection` (a block's output, row stride `pending`) when given, then
@@ -427,21 +427,9 @@ public final class InferenceSession {
                     for i in 0..<d { xt[i] = xt[i] + pt[i] }
                 }
             }
-            rmsNorm(x, weight, into: out, rows: rows)
+            PortableMath.rmsNorm(x, weight: weight, epsilon: config.normEpsilon, width: d, rows: rows, into: out)
             quantized?.quantize(out, rows: rows, stride: d)
         }
-    }
-
-    /// Chunks for a section of `count` work items: a few per thread, so that a thread the OS
-    /// delays leaves its share to the others.
-    private func chunkCount(_ count: Int) -> Int {
-        min(count, threadCount == 1 ? 1 : 4 * threadCount)
-    }
-
-    /// Runs `body` over `0..<count` in contiguous chunks spread over the pool.
-    private func parallel(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = chunkCount(count)
-        pool.run(chunks: chunks) { c in body(share(count, worker: c, of: chunks)) }
     }
 
     /// Several matrix products of one input, their row groups split across the pool as one list.
@@ -449,37 +437,7 @@ public final class InferenceSession {
         _ products: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], input: UnsafeMutablePointer<Float>,
         inputStride: Int, quantized: QuantizedActivations, nodes n: Int
     ) {
-        let path = kernelPath
-        let total = products.reduce(0) { $0 + $1.0.groups }
-        parallel(total) { range in
-            var offset = 0
-            for (m, out, stride) in products {
-                let lower = max(range.lowerBound - offset, 0), upper = min(range.upperBound - offset, m.groups)
-                if lower < upper {
-                    m.multiply(
-                        x: input, xStride: inputStride, quantized: quantized, tokens: n, output: out, outputStride: stride,
-                        groups: lower..<upper, path: path)
-                }
-                offset += m.groups
-            }
-        }
-    }
-
-    /// RMSNorm as llama.cpp computes it: mean of squares summed in Double, then
-    /// `x * (1 / sqrt(mean + eps))`, then times the weight.
-    private func rmsNorm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Range<Int>) {
-        let d = config.embeddingLength
-        let eps = config.normEpsilon
-        weight.withUnsafeBufferPointer { w in
-            for t in rows {
-                let xt = x + t * d, ot = out + t * d
-                var sum: Double = 0
-                for i in 0..<d { sum += Double(xt[i] * xt[i]) }
-                let mean = Float(sum / Double(d))
-                let scale = 1 / sqrtf(mean + eps)
-                for i in 0..<d { ot[i] = (xt[i] * scale) * w[i] }
-            }
-        }
+        pool.multiply(products, input: input, inputStride: inputStride, quantized: quantized, tokens: n, path: kernelPath)
     }
 
     /// Rotates queries and keys (RoPE) and writes each node's key and value into its KV slot.

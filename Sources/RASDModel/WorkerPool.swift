@@ -131,6 +131,42 @@ final class WorkerPool: @unchecked Sendable {
     }
 }
 
+extension WorkerPool {
+    /// Chunks for a section of `count` work items: a few per thread, so that a thread the OS
+    /// delays leaves its share to the others.
+    func chunks(for count: Int) -> Int {
+        min(count, threadCount == 1 ? 1 : 4 * threadCount)
+    }
+
+    /// Runs `body` over `0..<count` in contiguous chunks (``chunks(for:)``) spread over the pool.
+    func runShares(_ count: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = chunks(for: count)
+        run(chunks: chunks) { c in body(share(count, worker: c, of: chunks)) }
+    }
+
+    /// Several matrix products of one input (`tokens` rows at `input`, row stride
+    /// `inputStride`, quantized in `quantized`), their row groups split across the pool as one
+    /// list. Each product writes its outputs at its pointer with its row stride.
+    func multiply(
+        _ products: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], input: UnsafeMutablePointer<Float>,
+        inputStride: Int, quantized: QuantizedActivations, tokens: Int, path: KernelPath
+    ) {
+        let total = products.reduce(0) { $0 + $1.0.groups }
+        runShares(total) { range in
+            var offset = 0
+            for (m, out, stride) in products {
+                let lower = max(range.lowerBound - offset, 0), upper = min(range.upperBound - offset, m.groups)
+                if lower < upper {
+                    m.multiply(
+                        x: input, xStride: inputStride, quantized: quantized, tokens: tokens, output: out, outputStride: stride,
+                        groups: lower..<upper, path: path)
+                }
+                offset += m.groups
+            }
+        }
+    }
+}
+
 /// The contiguous share of `0..<count` that `worker` of `workers` computes.
 @inline(__always)
 func share(_ count: Int, worker: Int, of workers: Int) -> Range<Int> {
