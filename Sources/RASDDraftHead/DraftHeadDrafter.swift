@@ -58,6 +58,18 @@ public final class DraftHeadDrafter: Drafter {
         session = try DraftHeadSession(head: head, capacity: capacity, threads: threads)
     }
 
+    /// A drafter for `session`'s target with the head at `path` (nil: the shipped head for that
+    /// model, see ``DraftHeadLocation``); its cache holds the session's capacity plus
+    /// ``treeRoom`` tentative nodes.
+    public convenience init(headAt path: String?, for session: InferenceSession, threads: Int = 1) throws {
+        try self.init(
+            head: try DraftHeadLocation.load(path, model: session.model), capacity: session.capacity + Self.treeRoom, threads: threads)
+    }
+
+    /// Cache room for one draft tree beyond the target's committed context: the pending root and
+    /// the tentative nodes of a tree of at most 64 rows (the decoder's largest budget is 63).
+    public static let treeRoom = 128
+
     public func begin(prompt: [UInt32], hiddenStates: [Float]) throws {
         guard !prompt.isEmpty, hiddenStates.count == prompt.count * width else {
             throw DraftHeadError("the drafter needs one hidden state of \(width) values per prompt token (\(prompt.count) tokens, \(hiddenStates.count) values)")

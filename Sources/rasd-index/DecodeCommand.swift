@@ -88,7 +88,7 @@ struct Decode: AsyncParsableCommand {
             ? nil : try VerifyCostModelCache.model(
                 model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = method.usesDrafter
-            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
+            ? try DraftHeadDrafter(headAt: draftHead, for: session, threads: headThreads)
             : nil
         let decoder = SpeculativeDecoder(session: session, datastore: source, drafter: drafter, costs: costs)
         var output = TokenStream(tokenizer: tokenizer, asIDs: ids)

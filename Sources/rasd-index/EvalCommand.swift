@@ -83,7 +83,7 @@ struct Eval: AsyncParsableCommand {
         let costs = try VerifyCostModelCache.model(
             model: llama, threads: threads, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory, log: log)
         let drafter = methodList.contains(where: \.usesDrafter)
-            ? try DraftHeadDrafter(head: try DraftHeadLocation.load(draftHead, model: llama), capacity: session.capacity + 128, threads: headThreads)
+            ? try DraftHeadDrafter(headAt: draftHead, for: session, threads: headThreads)
             : nil
         var stores: [String: RetrievalSource] = [:]
         let identity = TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)

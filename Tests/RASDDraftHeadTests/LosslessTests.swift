@@ -31,7 +31,7 @@ import Testing
         try builder.finish()
         let store = try Datastore(path: path)
         let session = try InferenceSession(model: f.model, capacity: 1024)
-        let drafter = try DraftHeadDrafter(head: f.head, capacity: 1024 + 128)
+        let drafter = try DraftHeadDrafter(head: f.head, capacity: 1024 + DraftHeadDrafter.treeRoom)
         let costs = try VerifyCostModelCache.model(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
         let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costs: costs)
         var draftAccepted = 0
