@@ -257,16 +257,13 @@ public final class SpeculativeDecoder {
             if options.method.usesContext { context.retrieve(into: &contextAnswer) }
             stats.retrievalSeconds += seconds(clock.now - retrievalStart)
             var rootTop: TopTokens? = nil
-            var draftTime: Double? = nil
             draftTree.removeAll()
             if options.method.usesDrafter, let drafter, choice.contains(.drafter) {
                 let t0 = clock.now
                 let d = try drafter.draft(after: pending, budget: budget.draftBudget, rootTopK: options.pruneTopK)
                 draftTree = d.tree
                 rootTop = d.root
-                let t = seconds(clock.now - t0)
-                draftTime = t
-                stats.draftSeconds += t
+                stats.draftSeconds += seconds(clock.now - t0)
                 stats.draftedSteps += 1
             }
             group.wait()
@@ -311,8 +308,7 @@ public final class SpeculativeDecoder {
             try TreeVerification.acceptGreedy(tree: layout, targetArgmax: argmax, into: &accepted)
             let kept = layout.keptRows(for: accepted)
             try session.commit(path: kept.map(Int.init))
-            let verifyTime = seconds(clock.now - t0)
-            stats.verifySeconds += verifyTime
+            stats.verifySeconds += seconds(clock.now - t0)
             stats.steps += 1
             stats.verifiedNodes += k
 

@@ -57,7 +57,7 @@ struct BudgetController {
 
     /// Nodes to ask a model drafter for. Growing a draft tree costs a head call per level, so
     /// with an adaptive budget the drafter grows about what verification will use: twice the
-    /// largest size chosen in the last 4 steps (room to grow), at least 6 nodes, at most the
+    /// largest size chosen in the last 4 steps (room to grow), at least 4 nodes, at most the
     /// maximum. A fixed budget is drafted in full.
     var draftBudget: Int {
         switch budget {
