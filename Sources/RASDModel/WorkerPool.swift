@@ -14,7 +14,7 @@ import Synchronization
 /// A section is cut into chunks that threads take from a shared ticket, so a worker that the
 /// OS has descheduled (the machine is busy) delays nobody: the others take its chunks. Which
 /// thread computes a chunk never changes what is computed.
-final class WorkerPool: @unchecked Sendable {
+package final class WorkerPool: @unchecked Sendable {
     // @unchecked: all shared state lives in `State`, see there.
 
     /// Threads working in each section, the caller included.
@@ -26,7 +26,9 @@ final class WorkerPool: @unchecked Sendable {
     /// on the order of 100 µs, longer than the gap between sections of a forward pass.
     private static let spinLimit = 20_000
 
-    init(threads: Int) {
+    /// Starts `threads - 1` worker threads (the caller is the last one); `threads` below 1
+    /// counts as 1.
+    package init(threads: Int) {
         threadCount = max(1, threads)
         state = State()
         for _ in 1..<threadCount {
@@ -40,34 +42,57 @@ final class WorkerPool: @unchecked Sendable {
     deinit {
         // Threads hold the state, not the pool: they see `stopping` and leave on their own.
         state.stopping.store(true, ordering: .sequentiallyConsistent)
-        state.ticket.store(UInt64.max, ordering: .sequentiallyConsistent)
         state.wakeSleepers()
     }
 
     /// Runs `body(chunk)` for every chunk in `0..<chunks`, spread over the pool's threads, and
     /// returns when all are done.
-    func run(chunks: Int, _ body: (Int) -> Void) {
+    package func run(chunks: Int, _ body: (Int) -> Void) {
         guard chunks > 0 else { return }
         guard threadCount > 1, chunks > 1 else {
             for c in 0..<chunks { body(c) }
             return
         }
-        generation += 1
-        let generation = self.generation
-        withoutActuallyEscaping(body) { body in
-            state.job = body
-            state.total.store(chunks, ordering: .relaxed)
-            state.completed.store(0, ordering: .relaxed)
-            state.ticket.store(generation << 32, ordering: .sequentiallyConsistent)
-            if state.sleepers.load(ordering: .sequentiallyConsistent) > 0 { state.wakeSleepers() }
-            state.work(generation: generation)
-            var spins = 0
-            while state.completed.load(ordering: .acquiring) < chunks {
-                spins += 1
-                if spins < Self.spinLimit { rasd_cpu_relax() } else { sched_yield() }
+        // A section's chunk count has 16 bits of the ticket; more chunks run as several sections.
+        for first in stride(from: 0, to: chunks, by: Ticket.maximumChunks) {
+            let count = min(Ticket.maximumChunks, chunks - first)
+            generation &+= 1
+            let ticket = Ticket(generation: generation, chunks: count)
+            withoutActuallyEscaping(body) { body in
+                state.job = first == 0 ? body : { body(first + $0) }
+                state.completed.store(0, ordering: .relaxed)
+                state.ticket.store(ticket.value, ordering: .sequentiallyConsistent)
+                if state.sleepers.load(ordering: .sequentiallyConsistent) > 0 { state.wakeSleepers() }
+                state.work(generation: ticket.generation)
+                var spins = 0
+                while state.completed.load(ordering: .acquiring) < count {
+                    spins += 1
+                    if spins < Self.spinLimit { rasd_cpu_relax() } else { sched_yield() }
+                }
+                state.job = nil
             }
-            state.job = nil
         }
+    }
+
+    /// A section's state in one atomic word: generation (bits 32-63), chunk count (bits 16-31)
+    /// and next chunk to take (bits 0-15).
+    ///
+    /// One word, so that a thread always sees a section's count with that section's next
+    /// chunk. With the count in a separate atomic, a worker just leaving section n could read
+    /// section n + 1's larger count beside section n's exhausted ticket, take a chunk that did
+    /// not exist, and count it as completed in the next section: its caller then moved on
+    /// while a chunk was still being computed (and the closure was still referenced).
+    fileprivate struct Ticket {
+        static let maximumChunks = 0xFFFF
+        var value: UInt64
+
+        init(value: UInt64) { self.value = value }
+        init(generation: UInt64, chunks: Int) {
+            value = (generation & 0xFFFF_FFFF) << 32 | UInt64(chunks) << 16
+        }
+        var generation: UInt32 { UInt32(truncatingIfNeeded: value >> 32) }
+        var chunks: Int { Int((value >> 16) & 0xFFFF) }
+        var next: Int { Int(value & 0xFFFF) }
     }
 
     private final class State: @unchecked Sendable {
@@ -76,9 +101,8 @@ final class WorkerPool: @unchecked Sendable {
         // reads it only after winning a chunk of that section on the ticket (CAS), while the
         // caller still waits for that chunk.
 
-        /// Generation (high 32 bits) and next chunk (low 32 bits) of the current section.
+        /// The current section (see ``Ticket``).
         let ticket = Atomic<UInt64>(0)
-        let total = Atomic<Int>(0)
         let completed = Atomic<Int>(0)
         let sleepers = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
@@ -86,17 +110,23 @@ final class WorkerPool: @unchecked Sendable {
         nonisolated(unsafe) var job: ((Int) -> Void)?
 
         /// Takes and runs chunks of section `generation` until none is left.
-        func work(generation: UInt64) {
+        func work(generation: UInt32) {
             while true {
                 let value = ticket.load(ordering: .acquiring)
-                guard value >> 32 == generation else { return }
-                let chunk = Int(value & 0xFFFF_FFFF)
-                guard chunk < total.load(ordering: .relaxed) else { return }
+                let current = Ticket(value: value)
+                guard current.generation == generation, current.next < current.chunks else { return }
                 guard ticket.compareExchange(expected: value, desired: value + 1, ordering: .acquiringAndReleasing).exchanged
                 else { continue }
-                job?(chunk)
+                runChunk(current.next)
                 completed.add(1, ordering: .releasing)
             }
+        }
+
+        /// Not inlined, so that this thread's reference to `job` is gone before the chunk
+        /// counts as completed (the caller clears `job` as soon as the count is full).
+        @inline(never)
+        private func runChunk(_ chunk: Int) {
+            job?(chunk)
         }
 
         func wakeSleepers() {
@@ -106,10 +136,12 @@ final class WorkerPool: @unchecked Sendable {
         }
 
         func workerLoop() {
-            var seen: UInt64 = 0
+            var seen: UInt32 = 0
             while true {
                 var spins = 0
-                while ticket.load(ordering: .acquiring) >> 32 == seen {
+                while Ticket(value: ticket.load(ordering: .acquiring)).generation == seen,
+                    !stopping.load(ordering: .relaxed)
+                {
                     spins += 1
                     if spins < WorkerPool.spinLimit {
                         rasd_cpu_relax()
@@ -119,12 +151,16 @@ final class WorkerPool: @unchecked Sendable {
                     // sides use sequentially consistent order, so no wake-up is lost.
                     condition.lock()
                     sleepers.add(1, ordering: .sequentiallyConsistent)
-                    while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen { condition.wait() }
+                    while Ticket(value: ticket.load(ordering: .sequentiallyConsistent)).generation == seen,
+                        !stopping.load(ordering: .sequentiallyConsistent)
+                    {
+                        condition.wait()
+                    }
                     sleepers.subtract(1, ordering: .sequentiallyConsistent)
                     condition.unlock()
                 }
                 if stopping.load(ordering: .acquiring) { return }
-                seen = ticket.load(ordering: .acquiring) >> 32
+                seen = Ticket(value: ticket.load(ordering: .acquiring)).generation
                 work(generation: seen)
             }
         }
