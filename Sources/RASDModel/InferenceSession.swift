@@ -46,7 +46,7 @@ public final class InferenceSession {
     /// Prompt tokens computed per forward pass by ``prefill(_:)``.
     public static let prefillChunk = 64
 
-    private let pool: WorkerPool
+    let pool: WorkerPool
     private let config: LlamaConfig
     // F16 keys and values (rounded to nearest even, as llama.cpp's default cache stores them),
     // head-major: slot s of KV head h at (h * capacity + s) * headDimension, so attention

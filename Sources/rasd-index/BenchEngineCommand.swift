@@ -103,6 +103,7 @@ struct BenchEngine: AsyncParsableCommand {
         // Measured before the sessions below exist, so it counts this engine's memory only.
         let resident = EngineBenchmark.residentBytes()
         let kvBytes = session.kvCacheBytesTouched
+        let roofline = session.measureMatrixRoofline(batch: 16, repeats: repeats)
         // Every kernel path on the same prompts: the measurement behind the C kernels.
         var pathRows: [(KernelPath, Double, Double)] = []
         for path in KernelPath.available {
@@ -139,6 +140,11 @@ struct BenchEngine: AsyncParsableCommand {
         for (n, (s, r)) in zip(curve.sizes, zip(curve.seconds, curve.relative)) {
             print("| \(n) | \(String(format: "%.2f", s * 1000)) | \(String(format: "%.2f", r)) |")
         }
+        let floors = [4, 16, 64].filter { $0 <= maxTree }.map { String(format: "%d → %.2f×", $0, roofline.floor(tokens: $0)) }
+        print(String(
+            format: "matrix roofline (%d threads, same kernels): %d-token products run at %.0f GMAC/s with the weights in cache; a one-token pass streams the weights (%.1f MiB) at %.1f GB/s. Least verify cost from the matrix work alone: %@ one step.",
+            threads, roofline.batch, roofline.multiplyAddsPerSecond / 1e9, roofline.weightBytes / 1_048_576,
+            roofline.bytesPerSecond / 1e9, floors.joined(separator: ", ")))
         let mib = { (b: Int) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
         func memoryLine(_ label: String, _ resident: Int?, kv: Int) {
             guard let resident else { return }
@@ -156,7 +162,8 @@ struct BenchEngine: AsyncParsableCommand {
                 decodeTokensPerSecond: oursDecode, promptTokensPerSecond: oursPrompt,
                 llamaCppDecodeTokensPerSecond: theirs.decode.isEmpty ? nil : theirDecode,
                 llamaCppPromptTokensPerSecond: theirs.prompt.isEmpty ? nil : theirPrompt,
-                verifyCost: curve, residentBytes: resident, kvCacheBytes: kvBytes, fileBytes: model.fileSize)
+                verifyCost: curve, matrixRoofline: roofline, residentBytes: resident, kvCacheBytes: kvBytes,
+                fileBytes: model.fileSize)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
@@ -173,6 +180,7 @@ struct BenchEngine: AsyncParsableCommand {
         var llamaCppDecodeTokensPerSecond: Double?
         var llamaCppPromptTokensPerSecond: Double?
         var verifyCost: VerifyCostCurve
+        var matrixRoofline: MatrixRoofline
         var residentBytes: Int?
         var kvCacheBytes: Int
         var fileBytes: Int

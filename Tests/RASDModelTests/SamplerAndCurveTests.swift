@@ -70,4 +70,27 @@ import Testing
         #expect(curve.seconds.allSatisfy { $0 > 0 } && curve.singleStepSeconds > 0)
         #expect(session.committedTokens == context)
     }
+
+    @Test func rooflineFloorIsOneUntilArithmeticOutgrowsTheWeightStream() {
+        // 1 GB/s over 1 GB of weights: 1 s per pass; 1 G multiply-adds per token at 4 G/s: 0.25 s.
+        let roofline = MatrixRoofline(
+            multiplyAddsPerSecond: 4e9, batch: 16, bytesPerSecond: 1e9, multiplyAddsPerToken: 1e9, weightBytes: 1e9)
+        #expect(roofline.floor(tokens: 1) == 1)
+        #expect(roofline.floor(tokens: 4) == 1)  // 1 s of arithmetic, still the 1 s pass
+        #expect(roofline.floor(tokens: 8) == 2)
+        #expect(roofline.floor(tokens: 16) == 4)
+    }
+
+    @Test func measuredRooflineCountsEveryMatrix() throws {
+        let model = try Fixtures.model.get()
+        let session = try InferenceSession(model: model, capacity: 64, threads: 2)
+        let roofline = session.measureMatrixRoofline(batch: 4, repeats: 1)
+        let c = model.config
+        let qWidth = c.headCount * c.headDimension
+        let perLayer = c.embeddingLength * (qWidth + 2 * c.kvWidth) + qWidth * c.embeddingLength
+            + 3 * c.embeddingLength * c.feedForwardLength
+        #expect(roofline.multiplyAddsPerToken == Double(c.layerCount * perLayer + c.vocabularySize * c.embeddingLength))
+        if model.tiedEmbeddings { #expect(roofline.weightBytes == Double(model.weightBytes)) }  // the head is the table
+        #expect(roofline.batch == 4 && roofline.multiplyAddsPerSecond > 0 && roofline.bytesPerSecond > 0)
+    }
 }
