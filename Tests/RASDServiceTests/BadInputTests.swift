@@ -158,6 +158,34 @@ import Glibc
         #expect(try reference.stats().errors["frame_too_large"] == 2)
     }
 
+    /// The I/O timeout bounds the age of one unfinished frame, not of a connection that always
+    /// has one: a client whose sends keep ending part-way through a frame, each frame completed
+    /// promptly, is served for as long as it keeps going (four timeouts here).
+    @Test func aClientThatKeepsFramesMovingIsNeverDropped() throws {
+        let f = try Fixture { $0.ioTimeout = 0.5 }
+        defer { f.stop() }
+        let raw = try RawConnection(f.server.socketPath, timeout: 5)
+        raw.send(Frames.hello())
+        _ = raw.readFrame()
+        let frame = Frames.retrieve("ds", f.contexts[0])
+        let frames = 140
+        let stream = [UInt8]((0..<frames).map { _ in frame }.joined())
+        // Half a frame, then a frame's worth at a time: every send but the last ends mid-frame.
+        let cuts = [0] + Array(stride(from: frame.count / 2, to: stream.count, by: frame.count)) + [stream.count]
+        let sender = Thread {
+            for (start, end) in zip(cuts, cuts.dropFirst()) {
+                if !raw.send(Array(stream[start..<end])) { return }
+                usleep(20_000)
+            }
+        }
+        sender.start()
+        var replies = 0
+        while replies < frames, let reply = raw.readFrame(), reply.header.type == MessageType.retrieve.reply { replies += 1 }
+        #expect(replies == frames)
+        let reference = try f.server.client()
+        #expect((try reference.stats().errors["timeouts"] ?? 0) == 0)
+    }
+
     @Test func clientsThatVanishMidFrameOrNeverReadAreDropped() throws {
         let f = try Fixture { $0.ioTimeout = 0.5 }
         defer { f.stop() }

@@ -66,6 +66,7 @@ final class Connection {
                 let payload = UnsafeRawBufferPointer(rebasing: input.bytes[ServiceProtocol.headerBytes..<total])
                 let keepOpen = handle(header, payload: payload)
                 input.consume(total)
+                partialSince = nil  // the timeout bounds one frame's age; this one is done
                 if !keepOpen {
                     _ = flush()
                     break serving

@@ -91,9 +91,16 @@ public final class RetrievalServer: Sendable {
         if open > 0 {
             core.logger.info("finishing in-flight requests", metadata: ["connections": "\(open)"])
         }
-        // A client that stops reading holds its thread for at most the I/O timeout.
-        if connectionThreads.wait(timeout: .now() + configuration.ioTimeout + 1) == .timedOut {
-            core.logger.warning("some connections did not finish in time; exiting anyway")
+        // A client that stops reading holds its thread for at most the I/O timeout; a backlog
+        // that is still being answered keeps the server waiting for as long as it moves.
+        var answered = core.metrics.snapshot().answeredRequests
+        while connectionThreads.wait(timeout: .now() + configuration.ioTimeout + 1) == .timedOut {
+            let now = core.metrics.snapshot().answeredRequests
+            if now == answered {
+                core.logger.warning("some connections made no progress for the I/O timeout; exiting anyway")
+                break
+            }
+            answered = now
         }
         core.logger.info("stopped", metadata: ["socket": "\(configuration.socketPath)"])
     }

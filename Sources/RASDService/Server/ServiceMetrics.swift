@@ -106,6 +106,9 @@ struct MetricsSnapshot: Sendable {
         slot < MessageType.requests.count ? MessageType.requests[slot].name : "unknown"
     }
 
+    /// Requests answered so far, of every type.
+    var answeredRequests: Int { perType.reduce(0) { $0 + $1.count } }
+
     mutating func merge(_ other: MetricsSnapshot) {
         for i in perType.indices {
             perType[i].count += other.perType[i].count

@@ -24,6 +24,9 @@ public enum ServiceSignals {
         signalPipeWrite = fds[1]
         let readEnd = fds[0]
         let logger = server.core.logger
+        // Reloads run here, not on the signal thread: opening and checking a large datastore
+        // takes seconds, and a SIGTERM meanwhile must still be heard. One at a time, in order.
+        let reloads = DispatchQueue(label: "rasd.signals.reload")
         let thread = Thread {
             var stopping = false
             while true {
@@ -35,9 +38,11 @@ public enum ServiceSignals {
                 switch signo {
                 case SIGHUP:
                     logger.info("SIGHUP: reloading datastores")
-                    let outcomes = (try? server.reload()) ?? []
-                    for o in outcomes {
-                        logger.info("reload", metadata: ["datastore": "\(o.name)", "status": "\(o.status.rawValue)", "generation": "\(o.generation)"])
+                    reloads.async {
+                        let outcomes = (try? server.reload()) ?? []
+                        for o in outcomes {
+                            logger.info("reload", metadata: ["datastore": "\(o.name)", "status": "\(o.status.rawValue)", "generation": "\(o.generation)"])
+                        }
                     }
                 case SIGTERM, SIGINT:
                     if stopping {
