@@ -108,6 +108,8 @@ public final class SpeculativeDecoder {
     private var draftTree = TokenTree(), datastoreTree = TokenTree(), contextTree = TokenTree()
     private var prunedDatastore = TokenTree()
     private var fused = TokenTree(), verified = TokenTree()
+    /// Position in `verified` of each node of `fused` (-1: not taken).
+    private var placed: [Int] = []
     private var layout = TreeLayout()
     private var accepted = AcceptedPath()
     private let retrievalQueue = DispatchQueue(label: "rasd.decoding.retrieval")
@@ -295,10 +297,17 @@ public final class SpeculativeDecoder {
             // tokens on 6 Summary prompts against 2.94 unpruned (retrieval alone: 3.00).
             if !contextTree.isEmpty { try workspace.addToFusion(contextTree) }
             try workspace.finishFusion(budget: min(options.budget.maximum, room), into: &fused)
-            let k = budget.choose(for: fused, context: session.committedLength)
+            let order = budget.order(of: fused)
+            let k = budget.choose(from: order, context: session.committedLength)
             verified.removeAll()
-            for i in 0..<k {
-                try verified.append(token: fused.tokens[i], parent: Int(fused.parents[i]), score: fused.scores[i], sources: fused.sources[i])
+            placed.removeAll(keepingCapacity: true)
+            placed.append(contentsOf: repeatElement(-1, count: fused.count))
+            for (position, (i, _)) in order.prefix(k).enumerated() {
+                let parent = Int(fused.parents[i])
+                try verified.append(
+                    token: fused.tokens[i], parent: parent < 0 ? -1 : placed[parent], score: fused.scores[i],
+                    sources: fused.sources[i])
+                placed[i] = position
             }
             workspace.layout(verified, pendingToken: pending, into: &layout)
 

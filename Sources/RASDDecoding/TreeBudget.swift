@@ -73,9 +73,21 @@ struct BudgetController {
         calibration.probability(score: score, sources: sources)
     }
 
-    /// Nodes to verify from `tree` (in ranking order) after `context` committed tokens.
-    func choose(for tree: TokenTree, context: Int) -> Int {
-        let available = min(tree.count, budget.maximum)
+    /// The nodes of `tree` in the order a step takes them, with their calibrated probabilities:
+    /// with an automatic budget, best first by calibrated probability
+    /// (``AcceptanceCalibration/ranked(_:)``); with a fixed budget, the tree's own order.
+    func order(of tree: TokenTree) -> [(node: Int, probability: Double)] {
+        switch budget {
+        case .fixed:
+            return (0..<tree.count).map { ($0, probability(score: tree.scores[$0], sources: tree.sources[$0])) }
+        case .adaptive:
+            return calibration.ranked(tree)
+        }
+    }
+
+    /// How many nodes of `order` (``order(of:)``) to verify after `context` committed tokens.
+    func choose(from order: [(node: Int, probability: Double)], context: Int) -> Int {
+        let available = min(order.count, budget.maximum)
         switch budget {
         case .fixed:
             return available
@@ -85,7 +97,7 @@ struct BudgetController {
             var best = 0
             var bestRate = 1.0 / costs.relativeCost(ofTreeSize: 1, context: context)
             for k in 1...available {
-                expected += probability(score: tree.scores[k - 1], sources: tree.sources[k - 1])
+                expected += order[k - 1].probability
                 let rate = expected / costs.relativeCost(ofTreeSize: k + 1, context: context)
                 if rate > bestRate {
                     bestRate = rate
@@ -147,6 +159,48 @@ public struct AcceptanceCalibration: Sendable, Equatable {
         let s = Self.slot(score: score, sources: sources)
         let prior = Double(min(max(score, 0), 1))
         return (hits[s] + Self.priorWeight * prior) / (trials[s] + Self.priorWeight)
+    }
+
+    /// The nodes of `tree` best first by calibrated probability, each after its parent, so
+    /// that every prefix of the order is itself a tree. A node counts at most its parent's
+    /// probability: a path is accepted only when its prefix is. Ties keep the tree's order.
+    ///
+    /// A fused tree comes ranked by its sources' own scores, which mean different things for a
+    /// draft model, the datastore and the request's context. Ranked by what the target
+    /// accepted instead, a step keeps (say) the context's copied tokens ahead of datastore
+    /// continuations that rarely pass, where a prefix of the fused order would have to take
+    /// both or neither.
+    public func ranked(_ tree: TokenTree) -> [(node: Int, probability: Double)] {
+        let n = tree.count
+        var children = [[Int]](repeating: [], count: n)
+        var frontier: [(node: Int, probability: Double)] = []
+        for i in 0..<n {
+            let parent = Int(tree.parents[i])
+            if parent < 0 {
+                frontier.append((i, probability(score: tree.scores[i], sources: tree.sources[i])))
+            } else {
+                children[parent].append(i)
+            }
+        }
+        var order: [(node: Int, probability: Double)] = []
+        order.reserveCapacity(n)
+        while !frontier.isEmpty {
+            // A step's tree has at most a few dozen nodes: a scan is cheaper than a heap.
+            var best = 0
+            for j in frontier.indices.dropFirst() {
+                let a = frontier[j], b = frontier[best]
+                if a.probability > b.probability || (a.probability == b.probability && a.node < b.node) { best = j }
+            }
+            let chosen = frontier[best]
+            frontier.swapAt(best, frontier.count - 1)
+            frontier.removeLast()
+            order.append(chosen)
+            for c in children[chosen.node] {
+                let own = probability(score: tree.scores[c], sources: tree.sources[c])
+                frontier.append((c, min(chosen.probability, own)))
+            }
+        }
+        return order
     }
 
     /// Counts one verified node: whether the target accepted it.

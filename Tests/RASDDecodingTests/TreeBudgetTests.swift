@@ -30,6 +30,41 @@ import Testing
         few.beginRequest()
         #expect(few.probability(score: 0.9, sources: .draft) == before)
     }
+
+    /// A fused tree: datastore path a → a1 (scores 0.9, 0.8) and context path b → b1 (0.5,
+    /// 0.45). Ranked by calibrated probability once the target has rejected the datastore's
+    /// and accepted the context's nodes, the context path comes first; every prefix is a tree.
+    @Test func rankingFollowsWhatTheTargetAcceptedAndKeepsParentsFirst() throws {
+        var tree = TokenTree()
+        let a = try tree.append(token: 1, parent: -1, score: 0.9, sources: .datastore)
+        let b = try tree.append(token: 2, parent: -1, score: 0.5, sources: .context)
+        let a1 = try tree.append(token: 3, parent: a, score: 0.8, sources: .datastore)
+        let b1 = try tree.append(token: 4, parent: b, score: 0.45, sources: .context)
+        let b2 = try tree.append(token: 5, parent: b, score: 0.45, sources: .datastore)
+
+        // Nothing observed: the scores' own order (ties by index), parents first.
+        var calibration = AcceptanceCalibration()
+        #expect(calibration.ranked(tree).map(\.node) == [a, a1, b, b1, b2])
+
+        for _ in 0..<50 {
+            calibration.record(score: 0.9, sources: .datastore, accepted: false)
+            calibration.record(score: 0.5, sources: .context, accepted: true)
+        }
+        let ranked = calibration.ranked(tree)
+        #expect(ranked.map(\.node) == [b, b1, b2, a, a1])
+        // b1 shares b's band (0.45 and 0.5: band 1) and so its high estimate; b2, a datastore
+        // node in a band with no observations, keeps its score; a child never counts more than
+        // its parent.
+        let p = Dictionary(uniqueKeysWithValues: ranked.map { ($0.node, $0.probability) })
+        let (pa, pa1, pb, pb1, pb2) = try (#require(p[a]), #require(p[a1]), #require(p[b]), #require(p[b1]), #require(p[b2]))
+        #expect(pb > 0.95 && pb1 > 0.95 && pb1 <= pb)
+        #expect(abs(pb2 - Double(Float(0.45))) < 1e-12)
+        #expect(pa < 0.05 && pa1 <= pa)
+        for (position, entry) in ranked.enumerated() {
+            let parent = Int(tree.parents[entry.node])
+            if parent >= 0 { #expect(ranked.prefix(position).contains { $0.node == parent }) }
+        }
+    }
 }
 
 /// The source gate: whichever combination of optional sources emits the most tokens per second.
