@@ -70,25 +70,32 @@ public struct DraftHeadTraining {
         log(String(format: "done in %.1f minutes: %@", Date().timeIntervalSince(start) / 60, output))
     }
 
-    /// Runs a command, passing its standard error through `log` line by line; returns its
-    /// standard output when `capture`.
+    /// Runs a command, passing its standard error through `log` line by line (every line,
+    /// in order, all of them before this returns); returns its standard output when `capture`.
     @discardableResult
-    static func run(_ arguments: [String], log: @escaping (String) -> Void, capture: Bool = false) throws -> String {
+    package static func run(_ arguments: [String], log: @escaping (String) -> Void, capture: Bool = false) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = capture ? out : FileHandle.standardError
         process.standardError = err
-        let lines = LineSplitter(log)
-        err.fileHandleForReading.readabilityHandler = { lines.feed($0.availableData) }
         do { try process.run() } catch {
             throw DraftHeadError("cannot run \(arguments[0]): \(error)")
         }
+        // One thread reads standard error to its end, so no line can arrive after the last one
+        // is logged (a readability handler, removed after the exit, could still be running).
+        let lines = LineSplitter(log)
+        let drained = DispatchSemaphore(value: 0)
+        let reader = Thread { [handle = err.fileHandleForReading] in
+            while case let data = handle.availableData, !data.isEmpty { lines.feed(data) }
+            drained.signal()
+        }
+        reader.start()
         let output = capture ? out.fileHandleForReading.readDataToEndOfFile() : Data()
         process.waitUntilExit()
-        err.fileHandleForReading.readabilityHandler = nil
-        lines.feed(err.fileHandleForReading.readDataToEndOfFile())
+        // A grandchild that kept the pipe open would hold its end forever: wait a little only.
+        _ = drained.wait(timeout: .now() + 5)
         lines.flush()
         guard process.terminationStatus == 0 else {
             throw DraftHeadError("\(URL(fileURLWithPath: arguments[min(1, arguments.count - 1)]).lastPathComponent) failed (exit \(process.terminationStatus)); see its messages above")
@@ -99,8 +106,8 @@ public struct DraftHeadTraining {
 
 /// Splits a child's output into lines for the log.
 private final class LineSplitter: @unchecked Sendable {
-    // @unchecked: `feed` runs on the pipe's handler queue and, after the handler is removed, on
-    // the caller; the lock orders them.
+    // @unchecked: `feed` runs on the reader thread and `flush` on the caller after it; the
+    // lock orders them (and covers a reader still running after the 5 s wait).
     private let lock = NSLock()
     private var buffer = Data()
     private let log: (String) -> Void

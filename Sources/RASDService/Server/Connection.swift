@@ -91,6 +91,9 @@ final class Connection {
                     logger.debug("dropping a client that stalled in the middle of a frame", metadata: ["fd": "\(fd)"])
                     break serving
                 }
+                // A signal cut the wait short: wait again for what is left (a receive now could
+                // block past the timeout).
+                if ready < 0 && errno == EINTR { continue serving }
             }
             let space = input.freeSpace()
             let n = UnixSocket.receive(fd, space.baseAddress.unsafelyUnwrapped, space.count)
