@@ -302,7 +302,7 @@ public final class SpeculativeDecoder {
             verified.removeAll()
             placed.removeAll(keepingCapacity: true)
             placed.append(contentsOf: repeatElement(-1, count: fused.count))
-            for (position, (i, _)) in order.prefix(k).enumerated() {
+            for (position, i) in order.prefix(k).map(\.node).enumerated() {
                 let parent = Int(fused.parents[i])
                 try verified.append(
                     token: fused.tokens[i], parent: parent < 0 ? -1 : placed[parent], score: fused.scores[i],

@@ -46,6 +46,8 @@ struct BudgetController {
     private(set) var calibration: AcceptanceCalibration
     /// The sizes chosen in the last steps (most recent last), for ``draftBudget``.
     private var recentChoices: [Int] = []
+    /// Steps since ``choose(from:context:)`` last added a node for a trial.
+    private var stepsSinceTrial = AcceptanceCalibration.trialInterval
 
     /// A controller for one request; `calibration` holds what earlier requests observed.
     init(budget: TreeBudget, costs: VerifyCostModel?, calibration: AcceptanceCalibration = AcceptanceCalibration()) {
@@ -73,20 +75,36 @@ struct BudgetController {
         calibration.probability(score: score, sources: sources)
     }
 
-    /// The nodes of `tree` in the order a step takes them, with their calibrated probabilities:
-    /// with an automatic budget, best first by calibrated probability
-    /// (``AcceptanceCalibration/ranked(_:)``); with a fixed budget, the tree's own order.
-    func order(of tree: TokenTree) -> [(node: Int, probability: Double)] {
+    /// A node of a step's tree, in the order the step takes them.
+    struct RankedNode {
+        /// Index in the tree.
+        var node: Int
+        /// Calibrated probability that the target accepts its path.
+        var probability: Double
+        /// Whether its band has gone ``AcceptanceCalibration/trialInterval`` steps untried.
+        var wantsTrial: Bool
+    }
+
+    /// The nodes of `tree` in the order a step takes them: with an automatic budget, best first
+    /// by calibrated probability (``AcceptanceCalibration/ranked(_:)``); with a fixed budget,
+    /// the tree's own order.
+    func order(of tree: TokenTree) -> [RankedNode] {
+        let ranked: [(node: Int, probability: Double)]
         switch budget {
         case .fixed:
-            return (0..<tree.count).map { ($0, probability(score: tree.scores[$0], sources: tree.sources[$0])) }
+            ranked = (0..<tree.count).map { ($0, probability(score: tree.scores[$0], sources: tree.sources[$0])) }
         case .adaptive:
-            return calibration.ranked(tree)
+            ranked = calibration.ranked(tree)
+        }
+        return ranked.map {
+            RankedNode(
+                node: $0.node, probability: $0.probability,
+                wantsTrial: calibration.wantsTrial(score: tree.scores[$0.node], sources: tree.sources[$0.node]))
         }
     }
 
     /// How many nodes of `order` (``order(of:)``) to verify after `context` committed tokens.
-    func choose(from order: [(node: Int, probability: Double)], context: Int) -> Int {
+    mutating func choose(from order: [RankedNode], context: Int) -> Int {
         let available = min(order.count, budget.maximum)
         switch budget {
         case .fixed:
@@ -104,6 +122,16 @@ struct BudgetController {
                     best = k
                 }
             }
+            // The estimates learn only from verified nodes, so a band whose estimate fell below
+            // what a node costs would never be tried again (seen on DocQA: context nodes the
+            // previous request had refuted, skipped for a whole request in which they were
+            // right). The next node goes in too when its band has gone untried for a while (its
+            // parent is already in: the order puts parents first), at most once every
+            // `trialInterval` steps, so trials cost at most one node in that many steps.
+            if best < available, order[best].wantsTrial, stepsSinceTrial >= AcceptanceCalibration.trialInterval {
+                best += 1
+                stepsSinceTrial = 0
+            }
             return best
         }
     }
@@ -112,6 +140,8 @@ struct BudgetController {
     mutating func record(tree: TokenTree, verified: Int, accepted: Set<Int32>) {
         recentChoices.append(verified)
         if recentChoices.count > 4 { recentChoices.removeFirst() }
+        calibration.recordStep()
+        stepsSinceTrial += 1
         for i in 0..<verified {
             calibration.record(score: tree.scores[i], sources: tree.sources[i], accepted: accepted.contains(Int32(i)))
         }
@@ -134,8 +164,13 @@ public struct AcceptanceCalibration: Sendable, Equatable {
     /// Observations a band carries into a new request.
     static let carriedObservations = 8.0
 
+    /// Steps a band may go without a verified node before the budget tries one anyway.
+    public static let trialInterval = 8
+
     private var hits = [Double](repeating: 0, count: classes * bands)
     private var trials = [Double](repeating: 0, count: classes * bands)
+    /// Steps since each band last had a node verified.
+    private var idleSteps = [Int](repeating: 0, count: classes * bands)
 
     /// No observations: every node's probability is its score.
     public init() {}
@@ -146,6 +181,21 @@ public struct AcceptanceCalibration: Sendable, Equatable {
             hits[i] *= Self.carriedObservations / trials[i]
             trials[i] = Self.carriedObservations
         }
+        // A new request is new evidence: each band that was tried before gets a trial early on.
+        for i in idleSteps.indices where trials[i] > 0 { idleSteps[i] = Self.trialInterval }
+    }
+
+    /// Whether a node with this score and these sources should be verified to keep its band's
+    /// estimate current: the band has been observed before and has had no verified node for
+    /// ``trialInterval`` steps (and at the start of a request).
+    public func wantsTrial(score: Float, sources: TokenSources) -> Bool {
+        let s = Self.slot(score: score, sources: sources)
+        return trials[s] > 0 && idleSteps[s] >= Self.trialInterval
+    }
+
+    /// Counts one decode step (for ``wantsTrial(score:sources:)``).
+    public mutating func recordStep() {
+        for i in idleSteps.indices { idleSteps[i] += 1 }
     }
 
     private static func slot(score: Float, sources: TokenSources) -> Int {
@@ -207,6 +257,7 @@ public struct AcceptanceCalibration: Sendable, Equatable {
     public mutating func record(score: Float, sources: TokenSources, accepted: Bool) {
         let s = Self.slot(score: score, sources: sources)
         trials[s] += 1
+        idleSteps[s] = 0
         if accepted { hits[s] += 1 }
     }
 }

@@ -31,6 +31,25 @@ import Testing
         #expect(few.probability(score: 0.9, sources: .draft) == before)
     }
 
+    /// A band that has been observed asks for a trial once it has gone `trialInterval` steps
+    /// without a verified node, and at the start of a request; a verified node resets it.
+    @Test func bandsGoingUntriedAskForATrial() {
+        var calibration = AcceptanceCalibration()
+        // Never observed: its score is its estimate, no trial needed.
+        #expect(!calibration.wantsTrial(score: 1, sources: .context))
+        calibration.record(score: 1, sources: .context, accepted: false)
+        for step in 1...AcceptanceCalibration.trialInterval {
+            calibration.recordStep()
+            #expect(calibration.wantsTrial(score: 1, sources: .context) == (step == AcceptanceCalibration.trialInterval))
+        }
+        // Another band is separate.
+        #expect(!calibration.wantsTrial(score: 1, sources: .datastore))
+        calibration.record(score: 1, sources: .context, accepted: true)
+        #expect(!calibration.wantsTrial(score: 1, sources: .context))
+        calibration.beginRequest()
+        #expect(calibration.wantsTrial(score: 1, sources: .context))
+    }
+
     /// A fused tree: datastore path a → a1 (scores 0.9, 0.8) and context path b → b1 (0.5,
     /// 0.45). Ranked by calibrated probability once the target has rejected the datastore's
     /// and accepted the context's nodes, the context path comes first; every prefix is a tree.
