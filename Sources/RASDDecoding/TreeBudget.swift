@@ -155,7 +155,8 @@ struct BudgetController {
 /// steps, where an uncalibrated score buys nodes that do not pay, are where the worst requests
 /// lost. At the start of a request every band keeps at most ``carriedObservations`` of its
 /// earlier observations (in their proportions), so the new request's own evidence takes over
-/// within a few steps.
+/// within a few steps. Evidence comes only from verified nodes, so bands that have gone untried
+/// ask for a trial (``wantsTrial(score:sources:)``) instead of staying wherever they fell.
 public struct AcceptanceCalibration: Sendable, Equatable {
     static let classes = 4
     static let bands = 16
