@@ -48,6 +48,9 @@ public final class LlamaModel: Sendable {
         public let up: WeightMatrix
         /// Feed-forward down projection.
         public let down: WeightMatrix
+
+        /// The block's matrices, in the order a forward pass uses them.
+        public var matrices: [WeightMatrix] { [query, key, value, attentionOutput, gate, up, down] }
     }
 
     /// Loads the GGUF model at `path`.
@@ -104,7 +107,7 @@ public final class LlamaModel: Sendable {
     public var weightBytes: Int {
         var total = tokenEmbedding.byteCount + (tiedEmbeddings ? 0 : output.byteCount)
         for l in layers {
-            total += [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
+            total += l.matrices.reduce(0) { $0 + $1.byteCount }
         }
         return total
     }

@@ -47,10 +47,7 @@ extension InferenceSession {
     /// in cache. Leaves the KV cache alone.
     public func measureMatrixRoofline(batch: Int = 16, repeats: Int = 5) -> MatrixRoofline {
         let batch = max(1, batch)
-        var matrices: [WeightMatrix] = model.layers.flatMap {
-            [$0.query, $0.key, $0.value, $0.attentionOutput, $0.gate, $0.up, $0.down]
-        }
-        matrices.append(model.output)
+        let matrices = model.layers.flatMap(\.matrices) + [model.output]
         let widest = matrices.map(\.columns).max() ?? 1
         let tallest = matrices.map(\.paddedRows).max() ?? 8
         // Inputs: random values (they do not change the kernels' timing), quantized once per
@@ -87,7 +84,7 @@ extension InferenceSession {
         let multiplyAdds = Double(matrices.reduce(0) { $0 + $1.rows * $1.columns })
 
         let layer = model.layers[0]
-        let largest = [layer.query, layer.attentionOutput, layer.gate, layer.up, layer.down].max { $0.byteCount < $1.byteCount } ?? layer.gate
+        let largest = layer.matrices.max { $0.byteCount < $1.byteCount } ?? layer.gate
         run(largest, tokens: batch)  // into cache
         let inner = 8
         let rates = (0..<max(1, repeats)).map { _ in
