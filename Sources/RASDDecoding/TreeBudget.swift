@@ -28,17 +28,18 @@ public enum TreeBudget: Sendable, Equatable, CustomStringConvertible {
 
 /// Chooses each step's tree size so that verification time buys the most accepted tokens.
 ///
-/// A fused tree comes in ranking order, so its first `k` nodes are the best `k`-node tree. A
-/// node's score estimates the probability that the target accepts its whole path; the
+/// A node's score estimates the probability that the target accepts its whole path; the
 /// controller calibrates those scores against what the target actually accepted (per kind of
 /// source and per score band, starting from the score itself as the prior; see
-/// ``AcceptanceCalibration`` for how earlier requests count). With
-/// `p(i)` the calibrated probability of node `i`, a `k`-node tree emits `1 + Σ_{i<k} p(i)`
-/// tokens in expectation and costs `cost(k + 1)` single steps at the current context length
-/// (the pending token is a row too),
-/// so the step verifies the `k` that maximises tokens per unit of time — no nodes at all (a
-/// plain step) when no candidate pays for itself. Then the same machinery serves a CPU, where
-/// every node costs real time, and a GPU, where a wide tree is nearly free.
+/// ``AcceptanceCalibration`` for how earlier requests count) and orders the nodes best first by
+/// that probability, parents first, so that the first `k` nodes are the best `k`-node tree.
+/// With `p(i)` the calibrated probability of the `i`-th node in that order, a `k`-node tree
+/// emits `1 + Σ_{i<k} p(i)` tokens in expectation and costs `cost(k + 1)` single steps at the
+/// current context length (the pending token is a row too), so the step verifies the `k` that
+/// maximises tokens per unit of time — no nodes at all (a plain step) when no candidate pays
+/// for itself; plus, now and then, one node whose band has gone untried. Then the same
+/// machinery serves a CPU, where every node costs real time, and a GPU, where a wide tree is
+/// nearly free.
 struct BudgetController {
     let budget: TreeBudget
     let costs: VerifyCostModel?
