@@ -286,7 +286,15 @@ public enum VerifyCostModelCache {
         let costs = try VerifyCostModel.measure(
             session: session, contexts: contexts, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 5)
         try? FileManager.default.createDirectory(atPath: cacheDirectory + "/cost-curves", withIntermediateDirectories: true)
-        if let data = try? JSONEncoder().encode(costs) { try? data.write(to: URL(fileURLWithPath: file), options: .atomic) }
+        if let data = try? JSONEncoder().encode(costs) {
+            // Written beside the cache file and renamed over it, so concurrent decoders never read
+            // half a file. (Foundation's own atomic writes, `.atomic` and `createFile`, leave an
+            // empty /tmp/TemporaryDirectory.* behind on Linux every time.)
+            let partial = file + ".partial-\(getpid())"
+            if (try? data.write(to: URL(fileURLWithPath: partial))) != nil, rename(partial, file) != 0 {
+                try? FileManager.default.removeItem(atPath: partial)
+            }
+        }
         return costs
     }
 }

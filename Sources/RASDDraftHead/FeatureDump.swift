@@ -86,7 +86,7 @@ public struct FeatureDump {
         }
         let kept = done.last.map { $0.offset + $0.length } ?? 0
         for (path, bytes) in [(tokensPath, 4), (featuresPath, 2 * d)] {
-            if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }  // a failure shows below
+            if !fm.fileExists(atPath: path) { try? Data().write(to: URL(fileURLWithPath: path)) }  // a failure shows below
             guard let h = FileHandle(forUpdatingAtPath: path) else { throw DraftHeadError("cannot write \(path)") }
             let size = try h.seekToEnd()
             guard size >= UInt64(kept * bytes) else {
@@ -196,7 +196,7 @@ public struct FeatureDump {
                 keep = i + 1
             }
         } else {
-            _ = fm.createFile(atPath: path, contents: nil)  // a failure shows below
+            try? Data().write(to: URL(fileURLWithPath: path))  // a failure shows below
         }
         guard let h = FileHandle(forUpdatingAtPath: path) else { throw DraftHeadError("cannot write \(path)") }
         try h.truncate(atOffset: UInt64(keep))

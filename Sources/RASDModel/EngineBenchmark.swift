@@ -114,7 +114,7 @@ public struct LlamaCppPeer: Sendable {
         process.arguments = arguments
         // stderr goes to a file, so a chatty child cannot block on a full pipe while we read stdout.
         let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-peer-\(UUID().uuidString).err").path
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        try? Data().write(to: URL(fileURLWithPath: errPath))
         defer { try? FileManager.default.removeItem(atPath: errPath) }
         let out = Pipe()
         process.standardOutput = out

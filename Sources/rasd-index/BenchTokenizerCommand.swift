@@ -106,7 +106,7 @@ struct BenchTokenizer: ParsableCommand {
             peerNote = "peer not run: \(peerPython) missing (scripts/reference/setup creates it)"
         } else {
             let list = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-bench-files-\(getpid()).txt")
-            try (paths.joined(separator: "\n") + "\n").write(to: list, atomically: true, encoding: .utf8)
+            try (paths.joined(separator: "\n") + "\n").write(to: list, atomically: false, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: list) }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: peerPython)

@@ -132,7 +132,7 @@ struct PreTokenizedWriter {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func create(_ name: String) throws -> FileHandle {
             let path = directory + "/" + name
-            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            guard (try? Data().write(to: URL(fileURLWithPath: path))) != nil, let h = FileHandle(forWritingAtPath: path) else {
                 throw InputError("\(path): cannot create the file")
             }
             return h

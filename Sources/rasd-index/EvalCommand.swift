@@ -114,11 +114,11 @@ struct Eval: AsyncParsableCommand {
         try encoder.encode(report).write(to: URL(fileURLWithPath: directory + "/eval.json"))
         let header = "Machine: \(report.machine). Date: \(report.date). Model \(report.model), \(report.kernels) kernels, "
             + "\(threads) threads. Budget \(report.budget); prompts ≤ \(promptBudget) tokens; \(limit.map { "\($0) prompts per task" } ?? "all prompts").\n\n"
-        try (header + report.markdown + "\n").write(toFile: directory + "/eval.md", atomically: true, encoding: .utf8)
+        try (header + report.markdown + "\n").write(toFile: directory + "/eval.md", atomically: false, encoding: .utf8)
         // The prompts as token ids, for scripts/eval/llama_cpp_side_by_side.py.
         let lines = try rendered.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/prompts.jsonl", atomically: true, encoding: .utf8)
-        if plot { try report.svg.write(toFile: directory + "/eval.svg", atomically: true, encoding: .utf8) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/prompts.jsonl", atomically: false, encoding: .utf8)
+        if plot { try report.svg.write(toFile: directory + "/eval.svg", atomically: false, encoding: .utf8) }
         print(header + report.markdown)
         print("\nwritten to \(directory)/")
         let failures = results.filter { $0.method != "ar" && $0.identicalToAR != $0.prompts }

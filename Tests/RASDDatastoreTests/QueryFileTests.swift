@@ -24,7 +24,7 @@ import Testing
         let lines = contexts.enumerated().map { i, c in
             "{\"context\": [\(c.map(String.init).joined(separator: ","))], \"next\": [1], \"domain\": \"d\(i)\"}"
         }
-        try (lines[0] + "\n\n" + lines[1...].joined(separator: "\n") + "\n").write(toFile: dir.file("q.jsonl"), atomically: true, encoding: .utf8)
+        try (lines[0] + "\n\n" + lines[1...].joined(separator: "\n") + "\n").write(toFile: dir.file("q.jsonl"), atomically: false, encoding: .utf8)
 
         let run = try shell("\(exe) query \(dir.file("ds")) --queries \(dir.file("q.jsonl")) --json --max-nodes 20")
         #expect(run.status == 0, "\(run.err)")
@@ -46,11 +46,11 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         try buildDatastore(phraseCorpus(seed: 92, documents: 50, vocabulary: 40), at: dir.file("ds"), vocabulary: 40)
-        try "{\"context\": [1, 2]}\n{\"ctx\": [1]}\n".write(toFile: dir.file("bad.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"context\": [1, 2]}\n{\"ctx\": [1]}\n".write(toFile: dir.file("bad.jsonl"), atomically: false, encoding: .utf8)
         let bad = try shell("\(exe) query \(dir.file("ds")) --queries \(dir.file("bad.jsonl")) --json")
         #expect(bad.status != 0 && bad.err.contains("bad.jsonl line 2") && bad.err.contains("\"context\""), "\(bad.err)")
 
-        try "{\"context\": [1, 2]}\n{\"context\": [3, 40]}\n".write(toFile: dir.file("range.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"context\": [1, 2]}\n{\"context\": [3, 40]}\n".write(toFile: dir.file("range.jsonl"), atomically: false, encoding: .utf8)
         let range = try shell("\(exe) query \(dir.file("ds")) --queries \(dir.file("range.jsonl")) --json")
         #expect(range.status != 0 && range.err.contains("range.jsonl line 2") && range.err.contains("40"), "\(range.err)")
 

@@ -120,7 +120,7 @@ private func contexts(_ documents: [[UInt32]], vocabulary: Int, count: Int, seed
             #expect(header.manifest.entries == 2)
         }
         let lines = corpus.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: "\n") + "\n"
-        try lines.write(toFile: dir.file("c.jsonl"), atomically: true, encoding: .utf8)
+        try lines.write(toFile: dir.file("c.jsonl"), atomically: false, encoding: .utf8)
         let b = try DatastoreBuilder(options: BuildOptions(output: dir.file("jsonl"), vocabularySize: 30))
         try PretokenizedCorpus.addJSONLines(path: dir.file("c.jsonl"), to: b)
         try b.finish()

@@ -37,7 +37,7 @@ func launch(_ executable: String, _ arguments: [String], output: String? = nil) 
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let output {
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        try? Data().write(to: URL(fileURLWithPath: output))
         p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
     } else {
         p.standardOutput = FileHandle.nullDevice

@@ -81,7 +81,7 @@ import Glibc
         #expect(try RetrievalClient(socketPath: socketPath).stats().pid == Int(daemon.process.processIdentifier))
 
         // Something that is not a socket is refused too.
-        _ = FileManager.default.createFile(atPath: dir.file("file"), contents: Data("x".utf8))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("file")))
         let third = try DaemonProcess(
             socketPath: dir.file("file"), arguments: ["--datastore", "ds=\(ds.path)"], logPath: dir.file("log3"), waitForSocket: false)
         #expect(third.waitForExit(timeout: 30).map { $0 != 0 } == true)
@@ -192,7 +192,7 @@ import Glibc
         // A failed reload keeps the previous version serving and says why.
         try FileManager.default.moveItem(atPath: path, toPath: dir.file("moved"))
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        _ = FileManager.default.createFile(atPath: path + "/data.mdb", contents: Data(repeating: 7, count: 8192))
+        try Data(repeating: 7, count: 8192).write(to: URL(fileURLWithPath: path + "/data.mdb"))
         let failed = serviceError { _ = try client.reload() }
         #expect(failed?.code == .reloadFailed)
         #expect(failed?.message.contains("\"ds\"") == true && failed?.message.contains("generation 3") == true)
@@ -235,7 +235,7 @@ import Glibc
         defer { daemon.terminate() }
         let contexts = sampleContexts(ds.documents, count: 12, vocabulary: testVocabulary, seed: 6)
         let lines = contexts.map { "{\"context\": [\($0.map(String.init).joined(separator: ","))]}" }
-        try lines.joined(separator: "\n").write(toFile: dir.file("q.jsonl"), atomically: true, encoding: .utf8)
+        try lines.joined(separator: "\n").write(toFile: dir.file("q.jsonl"), atomically: false, encoding: .utf8)
         let local = try run(["query", ds.path, "--queries", dir.file("q.jsonl"), "--json"])
         let remote = try run(["query", "--socket", dir.file("s"), "--datastore", "code", "--queries", dir.file("q.jsonl"), "--json"])
         #expect(local.0 == 0 && remote.0 == 0, "\(remote.1)")
@@ -249,7 +249,7 @@ import Glibc
             #expect(answer.tokens == expected.tokens && answer.parents == expected.parents && answer.counts == expected.counts)
         }
 
-        try "{\"context\": [1, 2]}\n{\"context\": [3, \(testVocabulary)]}\n".write(toFile: dir.file("bad.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"context\": [1, 2]}\n{\"context\": [3, \(testVocabulary)]}\n".write(toFile: dir.file("bad.jsonl"), atomically: false, encoding: .utf8)
         let bad = try run(["query", "--socket", dir.file("s"), "--datastore", "code", "--queries", dir.file("bad.jsonl"), "--json"])
         #expect(bad.0 != 0 && bad.1.contains("bad.jsonl line 2"), "\(bad.1)")
     }

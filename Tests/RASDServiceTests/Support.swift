@@ -84,7 +84,7 @@ final class DaemonProcess {
         process = Process()
         process.executableURL = URL(fileURLWithPath: rasdIndexExecutable())
         process.arguments = ["serve", "--socket", socketPath] + arguments
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        try? Data().write(to: URL(fileURLWithPath: logPath))
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
