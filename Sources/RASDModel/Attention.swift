@@ -4,7 +4,7 @@ import Foundation
 /// Float kernels outside the matrix products, written so that each has one order of
 /// operations shared by the portable path and the C path (`rasd_attention_avx2`, `rasd_exp`),
 /// which therefore agree bit for bit.
-enum PortableMath {
+package enum PortableMath {
     private static let magic: Float = 12_582_912  // 1.5 * 2^23
     private static let magicBits = Int32(bitPattern: magic.bitPattern)
 
@@ -58,6 +58,27 @@ enum PortableMath {
                 for i in 0..<d { ot[i] = (xt[i] * scale) * w[i] }
             }
         }
+    }
+
+    /// The largest of `values[range]` and its index, the first one on ties: what a scan keeping
+    /// the first value that is `>` all before it gives (NaN never wins; `(-inf, lowerBound)` when
+    /// nothing beats -inf). Two vector passes, one for the maximum and one for its first place,
+    /// instead of a compare-and-branch per logit.
+    package static func argmax(_ values: UnsafePointer<Float>, _ range: Range<Int>) -> (value: Float, index: Int) {
+        let end = range.upperBound
+        var i = range.lowerBound, lanes = SIMD8<Float>(repeating: -.infinity)
+        while i + 8 <= end {
+            let v = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD8<Float>.self)
+            lanes.replace(with: v, where: v .> lanes)
+            i += 8
+        }
+        var maximum = lanes.max()
+        for j in i..<end where values[j] > maximum { maximum = values[j] }
+        guard maximum > -.infinity else { return (-.infinity, range.lowerBound) }
+        var j = range.lowerBound
+        while j + 8 <= end, !any(UnsafeRawPointer(values + j).loadUnaligned(as: SIMD8<Float>.self) .== maximum) { j += 8 }
+        while values[j] != maximum { j += 1 }
+        return (maximum, j)
     }
 
     /// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as `fold8` in the C kernels.

@@ -384,12 +384,7 @@ public final class InferenceSession {
                         x: selected, xStride: d, quantized: s.qa, tokens: rows, output: logits, outputStride: stride,
                         groups: groups, path: path)
                     for r in 0..<rows {
-                        let row = logits + r * stride
-                        var top = (value: -Float.infinity, index: groups.lowerBound * 8)
-                        for i in (groups.lowerBound * 8)..<min(vocabulary, groups.upperBound * 8) where row[i] > top.value {
-                            top = (row[i], i)
-                        }
-                        best[c * rows + r] = top
+                        best[c * rows + r] = PortableMath.argmax(logits + r * stride, (groups.lowerBound * 8)..<min(vocabulary, groups.upperBound * 8))
                     }
                 }
             }

@@ -31,6 +31,25 @@ import Testing
         return (sum, magnitude)
     }
 
+    /// The logits' argmax (the greedy token) against a plain first-wins scan: ties, -inf, NaN,
+    /// every length and offset around the 8-lane blocks.
+    @Test func argmaxMatchesAFirstWinsScan() {
+        var rng = SplitMix(seed: 7)
+        let specials: [Float] = [-.infinity, .infinity, .nan, 0, -0.0]
+        for trial in 0..<4000 {
+            let count = 1 + Int(rng.next() % 48)
+            // Few distinct values, so that ties are common; some specials.
+            let values: [Float] = (0..<count).map { _ in
+                rng.next() % 9 == 0 ? specials[Int(rng.next() % 5)] : Float(Int(rng.next() % 7) - 3) * 0.5
+            }
+            let lower = Int(rng.next() % UInt64(count + 1)), range = lower..<count
+            var expected = (value: -Float.infinity, index: lower)
+            for i in range where values[i] > expected.value { expected = (values[i], i) }
+            let got = values.withUnsafeBufferPointer { $0.baseAddress.map { PortableMath.argmax($0, range) } }
+            #expect(got?.index == expected.index && got?.value == expected.value, "trial \(trial): \(values) in \(range)")
+        }
+    }
+
     @Test func quantizedKernelsMatchBruteForceOnRealWeights() throws {
         let model = try Fixtures.model.get()
         var rng = SplitMix(seed: 1)
