@@ -6,10 +6,19 @@ final class AlignedBuffer: @unchecked Sendable {
     // @unchecked: the owner decides who writes where; kernels write disjoint ranges.
     let raw: UnsafeMutableRawPointer
     let byteCount: Int
+    /// The arena the block was carved from (kept alive by it), or nil for a heap block.
+    private let arena: WeightArena?
 
-    init(byteCount: Int) {
+    /// A block from `arena` when it has room, otherwise from the heap.
+    init(byteCount: Int, arena: WeightArena? = nil) {
         self.byteCount = max(byteCount, 64)
-        raw = UnsafeMutableRawPointer.allocate(byteCount: self.byteCount, alignment: 64)
+        if let arena, let block = arena.allocate(byteCount: self.byteCount) {
+            raw = block
+            self.arena = arena
+        } else {
+            raw = UnsafeMutableRawPointer.allocate(byteCount: self.byteCount, alignment: 64)
+            self.arena = nil
+        }
     }
 
     /// The buffer as `count` values of `T` (the caller keeps within `byteCount`).
@@ -17,5 +26,7 @@ final class AlignedBuffer: @unchecked Sendable {
         raw.assumingMemoryBound(to: T.self)
     }
 
-    deinit { raw.deallocate() }
+    deinit {
+        if arena == nil { raw.deallocate() }
+    }
 }

@@ -70,9 +70,15 @@ public final class LlamaModel: Sendable {
         path = file.path
         fileSize = file.file.bytes.count
         let d = config.embeddingLength
-        tokenEmbedding = try WeightMatrix(file: file, name: "token_embd.weight", columns: d, rows: config.vocabularySize)
+        // Repacked matrices are as large as their GGUF tensors (plus padding to 8 rows), so the
+        // file's size bounds them; a matrix that does not fit goes to the heap.
+        let arena = WeightArena(capacity: fileSize + (1 << 20))
+        func matrix(_ name: String, columns: Int, rows: Int) throws -> WeightMatrix {
+            try WeightMatrix(file: file, name: name, columns: columns, rows: rows, arena: arena)
+        }
+        tokenEmbedding = try matrix("token_embd.weight", columns: d, rows: config.vocabularySize)
         if file.tensor(named: "output.weight") != nil {
-            output = try WeightMatrix(file: file, name: "output.weight", columns: d, rows: config.vocabularySize)
+            output = try matrix("output.weight", columns: d, rows: config.vocabularySize)
             tiedEmbeddings = false
         } else {
             output = tokenEmbedding
@@ -91,14 +97,14 @@ public final class LlamaModel: Sendable {
             layers.append(
                 Layer(
                     attentionNorm: try Self.vector(file, p + "attn_norm.weight", count: d),
-                    query: try WeightMatrix(file: file, name: p + "attn_q.weight", columns: d, rows: config.headCount * config.headDimension),
-                    key: try WeightMatrix(file: file, name: p + "attn_k.weight", columns: d, rows: config.kvWidth),
-                    value: try WeightMatrix(file: file, name: p + "attn_v.weight", columns: d, rows: config.kvWidth),
-                    attentionOutput: try WeightMatrix(file: file, name: p + "attn_output.weight", columns: config.headCount * config.headDimension, rows: d),
+                    query: try matrix(p + "attn_q.weight", columns: d, rows: config.headCount * config.headDimension),
+                    key: try matrix(p + "attn_k.weight", columns: d, rows: config.kvWidth),
+                    value: try matrix(p + "attn_v.weight", columns: d, rows: config.kvWidth),
+                    attentionOutput: try matrix(p + "attn_output.weight", columns: config.headCount * config.headDimension, rows: d),
                     ffnNorm: try Self.vector(file, p + "ffn_norm.weight", count: d),
-                    gate: try WeightMatrix(file: file, name: p + "ffn_gate.weight", columns: d, rows: config.feedForwardLength),
-                    up: try WeightMatrix(file: file, name: p + "ffn_up.weight", columns: d, rows: config.feedForwardLength),
-                    down: try WeightMatrix(file: file, name: p + "ffn_down.weight", columns: config.feedForwardLength, rows: d)))
+                    gate: try matrix(p + "ffn_gate.weight", columns: d, rows: config.feedForwardLength),
+                    up: try matrix(p + "ffn_up.weight", columns: d, rows: config.feedForwardLength),
+                    down: try matrix(p + "ffn_down.weight", columns: config.feedForwardLength, rows: d)))
         }
         self.layers = layers
     }

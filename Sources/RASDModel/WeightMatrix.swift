@@ -62,10 +62,10 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Repacks the GGUF tensor `name` of `file`, checking it has `columns` inputs (and `rows`
-    /// outputs when given).
+    /// outputs when given), into memory from `arena` when given.
     /// - Throws: ``GGUFError`` `.missingTensor` when absent or misshapen,
     ///   `.unsupportedTensorType` for a type without kernels.
-    init(file: GGUFFile, name: String, columns: Int, rows: Int? = nil) throws {
+    init(file: GGUFFile, name: String, columns: Int, rows: Int? = nil, arena: WeightArena? = nil) throws {
         guard let info = file.tensor(named: name) else {
             throw GGUFError(.missingTensor, path: file.path, "tensor \(name) is missing")
         }
@@ -92,7 +92,7 @@ public final class WeightMatrix: @unchecked Sendable {
         groups = (dims[1] + 7) / 8
         let source = try file.tensorData(info)
         let groupBytes = Self.groupBytes(format, columns: columns)
-        storage = AlignedBuffer(byteCount: groups * groupBytes)
+        storage = AlignedBuffer(byteCount: groups * groupBytes, arena: arena)
         storage.raw.initializeMemory(as: UInt8.self, repeating: 0, count: storage.byteCount)
         repack(from: source)
     }
