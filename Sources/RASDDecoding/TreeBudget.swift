@@ -306,7 +306,10 @@ public enum VerifyCostModelCache {
 /// the datastore only, neither; `draft`, `rest` and `retrieval`: the one source or not). Each arm
 /// keeps exponential averages of the tokens a step emitted and the seconds the whole step took;
 /// the step takes the arm with the most tokens per second, and every ``probeInterval``-th step
-/// tries the next other arm in turn so their figures stay current. No attribution of tokens to
+/// tries the next other arm in turn so their figures stay current. An arm whose try leaves it
+/// behind skips its next turn, then three (up to ``maximumBackoff`` - 1): on Summary, where
+/// prompt lookup leads throughout, `rasd` spent a fifth of its steps running the drafter for
+/// tries. An arm that leads, or wins a try, is tried at every turn again. No attribution of tokens to
 /// sources is needed, which matters for RASD: there the draft also decides which datastore
 /// branches survive pruning. Going without the drafter costs it nothing but bookkeeping
 /// (``Drafter/accepted(tokens:hiddenStates:)`` only queues the tokens for its next call); going
@@ -315,6 +318,8 @@ public enum VerifyCostModelCache {
 public struct SourceGate: Sendable, Equatable {
     /// Steps between tries of the arms that are behind.
     public static let probeInterval = 8
+    /// An arm that keeps losing its tries is tried at most every this many turns.
+    public static let maximumBackoff = 4
     static let weight = 0.2
     static let warmUp = 4
 
@@ -343,24 +348,43 @@ public struct SourceGate: Sendable, Equatable {
     private let choices: [Choice]
     private var arms: [Arm]
     private var sinceProbe = 0, nextProbe = 0
+    /// Per arm: one try per this many of its turns (1 = every turn), and turns left to pass.
+    private var backoff: [Int], skips: [Int]
+    /// The arm the current step tries, when it is a try.
+    private var trying: Int?
 
     /// A gate over `sources` (the method's optional ones); no observations yet.
     public init(sources: Choice) {
         self.sources = sources
         choices = (0...sources.rawValue).reversed().map(Choice.init(rawValue:)).filter { sources.isSuperset(of: $0) }
         arms = Array(repeating: Arm(), count: choices.count)
+        backoff = Array(repeating: 1, count: choices.count)
+        skips = Array(repeating: 0, count: choices.count)
+    }
+
+    private var leader: Int {
+        var best = 0
+        for i in arms.indices where arms[i].rate > arms[best].rate { best = i }
+        return best
     }
 
     /// The sources this step should consult.
     public mutating func choose() -> Choice {
+        trying = nil
         if let fresh = arms.firstIndex(where: { $0.count < Self.warmUp }) { return choices[fresh] }
-        var leader = 0
-        for i in arms.indices where arms[i].rate > arms[leader].rate { leader = i }
+        let leader = self.leader
+        (backoff[leader], skips[leader]) = (1, 0)
         sinceProbe += 1
         guard sinceProbe >= Self.probeInterval, arms.count > 1 else { return choices[leader] }
         sinceProbe = 0
+        // The turn goes to the next other arm; one still sitting out turns lets it pass.
         nextProbe = (nextProbe + 1) % arms.count
         if nextProbe == leader { nextProbe = (nextProbe + 1) % arms.count }
+        guard skips[nextProbe] == 0 else {
+            skips[nextProbe] -= 1
+            return choices[leader]
+        }
+        trying = nextProbe
         return choices[nextProbe]
     }
 
@@ -368,5 +392,9 @@ public struct SourceGate: Sendable, Equatable {
     public mutating func record(_ choice: Choice, tokens: Int, seconds: Double) {
         guard let i = choices.firstIndex(of: choice) else { return }
         arms[i].add(tokens: Double(tokens), seconds: seconds)
+        guard trying == i else { return }
+        trying = nil
+        backoff[i] = leader == i ? 1 : min(2 * backoff[i], Self.maximumBackoff)
+        skips[i] = backoff[i] - 1
     }
 }

@@ -104,14 +104,19 @@ import Testing
         var gate = SourceGate(sources: .drafter)
         // Warm-up: 4 steps with the drafter, then 4 without.
         #expect(Self.run(&gate, steps: 8, tokens: [:]) == [Choice](repeating: .drafter, count: 4) + [Choice](repeating: [], count: 4))
-        // 1 token in 6 ms against 1 in 5 ms: go without, trying the drafter every 8th step.
-        let slow = Self.run(&gate, steps: 16, tokens: [:])
-        #expect(slow == (1...16).map { $0 % SourceGate.probeInterval == 0 ? .drafter : [] })
-        // Now a drafted step emits 3 tokens: the next probe sees it, and the drafter takes over.
-        let fast = Self.run(&gate, steps: 40, tokens: [.drafter: 3])
+        // 1 token in 6 ms against 1 in 5 ms: go without. A try comes every 8th step; each lost
+        // try doubles the turns the drafter sits out (skip 1, then 3), so it is tried at steps
+        // 8, 24 and 56, then every 32nd.
+        let slow = Self.run(&gate, steps: 96, tokens: [:])
+        #expect(slow.indices.filter { slow[$0] == .drafter }.map { $0 + 1 } == [8, 24, 56, 88])
+        // Now a drafted step emits 3 tokens: the next try sees it, and the drafter takes over.
+        let fast = Self.run(&gate, steps: 96, tokens: [.drafter: 3])
         let takeover = try #require(fast.firstIndex(of: .drafter))
-        #expect(takeover < SourceGate.probeInterval)
-        #expect(fast.suffix(32).filter { $0 != .drafter }.count == 32 / SourceGate.probeInterval)
+        #expect(takeover < SourceGate.probeInterval * SourceGate.maximumBackoff)
+        #expect(fast[takeover...].filter { $0 == .drafter }.count >= 96 - takeover - 4)
+        // Going without is tried after 8, 24 and 56 steps, and loses each time.
+        let after = fast[(takeover + 1)...(takeover + 56)]
+        #expect(after.indices.filter { after[$0] != .drafter }.map { $0 - takeover } == [8, 24, 56])
     }
 
     @Test func twoSourcesEveryCombinationIsAnArm() {
@@ -122,7 +127,15 @@ import Testing
         // The datastore alone pays (2 tokens in 5 ms): it leads, and the other three arms are
         // probed in turn.
         let run = Self.run(&gate, steps: 48, tokens: [.datastore: 2, [.drafter, .datastore]: 2])
-        #expect(run.filter { $0 == .datastore }.count == 48 - 48 / SourceGate.probeInterval)
         #expect(Set(run.filter { $0 != .datastore }) == [[.drafter, .datastore], .drafter, []])
+        // Each try loses, so tries thin out to one in 4 turns: a quarter of the slots in the
+        // long run (each arm's turn comes every third slot), and every arm is still tried.
+        let long = Self.run(&gate, steps: 960, tokens: [.datastore: 2, [.drafter, .datastore]: 2])
+        let tries = long.filter { $0 != .datastore }
+        let slots = 960 / SourceGate.probeInterval
+        #expect(tries.count <= slots / SourceGate.maximumBackoff + 1)
+        for arm: Choice in [[.drafter, .datastore], .drafter, []] {
+            #expect(tries.filter { $0 == arm }.count >= slots / (SourceGate.maximumBackoff * 3) - 1)
+        }
     }
 }
