@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RASDDatastore
 import RASDTestSupport
 import RASDService
@@ -75,6 +76,27 @@ import Testing
             }
         }
         #expect(wrong == 0)
+    }
+
+    /// Two names for one directory share one open datastore (LMDB forbids opening an
+    /// environment twice in a process), at start and after each name is reloaded on its own.
+    @Test func namesForTheSameFilesShareOneOpenDatastore() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let a = try TestDatastore(at: dir.file("a"), seed: 1)
+        let registry = try DatastoreRegistry(
+            specs: [DatastoreSpec(name: "alpha", path: a.path), DatastoreSpec(name: "alias", path: a.path)],
+            verification: .checksums, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        func shared() throws -> Bool {
+            let alpha = try #require(registry.entry("alpha")), alias = try #require(registry.entry("alias"))
+            return alpha.datastore === alias.datastore
+        }
+        #expect(try shared())
+        _ = try TestDatastore(at: a.path, seed: 2, force: true)
+        #expect(try registry.reload(name: "alias").map(\.status) == [.reloaded])
+        #expect(try !shared())  // alpha still serves the previous version
+        #expect(try registry.reload(name: "alpha").map(\.status) == [.reloaded])
+        #expect(try shared())
     }
 
     @Test func severalDatastoresAreChosenByName() throws {

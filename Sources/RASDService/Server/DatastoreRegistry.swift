@@ -11,12 +11,12 @@ import Glibc
 /// A request looks its datastore up once and keeps the reference for its whole duration, so a
 /// reload never changes the datastore under a running request: in-flight requests finish on the
 /// old version, which is closed when the last of them lets go of it.
-final class DatastoreRegistry: Sendable {
+package final class DatastoreRegistry: Sendable {
     /// One open datastore version.
-    final class Entry: Sendable {
+    package final class Entry: Sendable {
         let name: String
         let path: String
-        let datastore: Datastore
+        package let datastore: Datastore
         let identity: StoreIdentity
         let generation: Int
         let openedAt: Date
@@ -67,7 +67,7 @@ final class DatastoreRegistry: Sendable {
     private let logger: Logger
 
     /// Opens every datastore, logging one line each; the first failure is thrown.
-    init(specs: [DatastoreSpec], verification: Datastore.OpenVerification, logger: Logger) throws {
+    package init(specs: [DatastoreSpec], verification: Datastore.OpenVerification, logger: Logger) throws {
         self.verification = verification
         self.logger = logger
         var opened: [String: Entry] = [:]
@@ -115,7 +115,7 @@ final class DatastoreRegistry: Sendable {
 
     /// The current version of the datastore called `name`.
     @inline(__always)
-    func entry(_ name: String) -> Entry? {
+    package func entry(_ name: String) -> Entry? {
         entries.withLock { $0[name] }
     }
 
@@ -131,7 +131,7 @@ final class DatastoreRegistry: Sendable {
     ///
     /// A datastore that fails to reopen keeps serving its previous version and is reported as
     /// `failed`; the others are still reloaded.
-    func reload(name: String?) throws -> [ReloadOutcome] {
+    package func reload(name: String?) throws -> [ReloadOutcome] {
         if let name, entry(name) == nil {
             throw ServiceError(.unknownDatastore, "no datastore named \"\(name)\" (open: \(order.joined(separator: ", ")))")
         }
@@ -145,8 +145,11 @@ final class DatastoreRegistry: Sendable {
                     continue
                 }
                 do {
+                    // Another name for the same files may already hold the new version (reloaded on
+                    // its own before): share it, as at start. LMDB forbids opening one environment
+                    // twice in a process (closing either copy drops the other's locks).
                     let next = try Self.open(
-                        spec, generation: current.generation + 1, reusing: fresh, verification: verification, logger: logger)
+                        spec, generation: current.generation + 1, reusing: fresh + all(), verification: verification, logger: logger)
                     fresh.append(next)
                     entries.withLock { $0[current.name] = next }
                     outcomes.append(ReloadOutcome(name: current.name, path: current.path, status: .reloaded, generation: next.generation))
