@@ -11,7 +11,7 @@ enum SuffixSorting {
     ///
     /// No sentinel is needed in `text`: the end of the text compares below every symbol.
     /// - Precondition: every symbol is below `alphabetSize`; `text.count < Int32.max`.
-    static func sort<S: FixedWidthInteger>(
+    static func sort<S: FixedWidthInteger & Sendable>(
         text: UnsafeBufferPointer<S>, alphabetSize: Int, into sa: UnsafeMutableBufferPointer<Int32>,
         pipelineBlock: Int? = 1 << 16
     ) {
@@ -21,7 +21,7 @@ enum SuffixSorting {
         sais(t, s, text.count, alphabetSize, pipelineBlock)
     }
 
-    private static func sais<S: FixedWidthInteger>(
+    private static func sais<S: FixedWidthInteger & Sendable>(
         _ T: UnsafePointer<S>, _ SA: UnsafeMutablePointer<Int32>, _ n: Int, _ k: Int, _ block: Int?
     ) {
         let C = UnsafeMutablePointer<Int32>.allocate(capacity: k)
@@ -134,7 +134,7 @@ enum SuffixSorting {
 
     /// Calls `body` for every LMS position, from right to left.
     @inline(__always)
-    private static func forEachLMS<S: FixedWidthInteger>(_ T: UnsafePointer<S>, _ n: Int, _ body: (Int) -> Void) {
+    private static func forEachLMS<S: FixedWidthInteger & Sendable>(_ T: UnsafePointer<S>, _ n: Int, _ body: (Int) -> Void) {
         // T[n-1] is L-type: the virtual sentinel after it is smaller.
         var nextIsS = false
         var c1 = T[n - 1]
@@ -161,7 +161,7 @@ enum SuffixSorting {
     /// pass and as `~j` otherwise, so neither pass needs the suffix types. With `lEnd`, the S pass
     /// leaves negative entries alone (LMS suffixes stay marked) and the end of every bucket's
     /// L-part is recorded.
-    private static func induce<S: FixedWidthInteger>(
+    private static func induce<S: FixedWidthInteger & Sendable>(
         _ T: UnsafePointer<S>, _ SA: UnsafeMutablePointer<Int32>, _ C: UnsafeMutablePointer<Int32>,
         _ B: UnsafeMutablePointer<Int32>, _ n: Int, _ k: Int, lEnd: UnsafeMutablePointer<Int32>?, block: Int?
     ) {
@@ -172,7 +172,7 @@ enum SuffixSorting {
         }
     }
 
-    private static func induceSequential<S: FixedWidthInteger>(
+    private static func induceSequential<S: FixedWidthInteger & Sendable>(
         _ T: UnsafePointer<S>, _ SA: UnsafeMutablePointer<Int32>, _ C: UnsafeMutablePointer<Int32>,
         _ B: UnsafeMutablePointer<Int32>, _ n: Int, _ k: Int, lEnd: UnsafeMutablePointer<Int32>?
     ) {
@@ -241,7 +241,7 @@ enum SuffixSorting {
     /// alone, so equal values need nothing more. (The helper may read an entry while the writer
     /// stores it; 32-bit stores do not tear, and such an entry then fails the comparison or was
     /// read right.)
-    private static func inducePipelined<S: FixedWidthInteger>(
+    private static func inducePipelined<S: FixedWidthInteger & Sendable>(
         _ T: UnsafePointer<S>, _ SA: UnsafeMutablePointer<Int32>, _ C: UnsafeMutablePointer<Int32>,
         _ B: UnsafeMutablePointer<Int32>, _ n: Int, _ k: Int, lEnd: UnsafeMutablePointer<Int32>?, block: Int
     ) {
