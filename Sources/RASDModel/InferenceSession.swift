@@ -499,7 +499,8 @@ public final class InferenceSession {
                                 stride: hd, committed: committed, chains: chainBase, chainStart: startBase + first, hd: hd,
                                 scale: scale, scores: scores, scoresStride: scratch.scoresStride, out: oh, outStride: heads * hd)
                         } else {
-                            rasd_attention_f16_avx2(
+                            let kernel = kernelPath == .avx512vnni ? rasd_attention_f16_avx512 : rasd_attention_f16_avx2
+                            kernel(
                                 qh, qStride, count, keys + kvOffset, values + kvOffset, hd, committed, chainBase,
                                 startBase + first, hd, scale, scores, scratch.scoresStride, oh, heads * hd)
                         }

@@ -89,6 +89,12 @@ void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, const uint1
                              long stride, long committed, const int32_t *chains, const int32_t *chain_start,
                              long hd, float scale, float *scores, long scores_stride, float *out, long out_stride);
 
+/// rasd_attention_f16_avx2 for CPUs with AVX-512 (VL): the same values, more queries sharing
+/// each pass over the cache.
+void rasd_attention_f16_avx512(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
+                               long stride, long committed, const int32_t *chains, const int32_t *chain_start,
+                               long hd, float scale, float *scores, long scores_stride, float *out, long out_stride);
+
 /// dst[i] = src[i] as F16 bits, rounded to nearest even (the KV cache's storage).
 void rasd_store_f16_avx2(const float *src, uint16_t *dst, long n);
 
