@@ -133,7 +133,7 @@ INLINE void prefetch_ahead(const uint8_t *blk, int bytes) {
                          const int PF) {                                                         \
         (void)unused;                                                                            \
         const __m256i mask = _mm256_set1_epi8(0x0f);                                             \
-        __m256 acc[16];                                                                           \
+        __m256 acc[16];                                                                          \
         _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 160;                                                   \
@@ -161,7 +161,7 @@ INLINE void prefetch_ahead(const uint8_t *blk, int bytes) {
                          const float *unused, const int32_t *asum, float *out, long ostride, const int NT, \
                          const int PF) {                                                         \
         (void)unused;                                                                            \
-        __m256 acc[16];                                                                           \
+        __m256 acc[16];                                                                          \
         _Pragma("clang loop unroll(full)") for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                               \
         for (long b = 0; b < nb; b++) {                                                          \
             const uint8_t *blk = wg + b * 272;                                                   \

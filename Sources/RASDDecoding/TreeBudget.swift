@@ -307,18 +307,19 @@ public enum VerifyCostModelCache {
 /// keeps exponential averages of the tokens a step emitted and the seconds the whole step took;
 /// the step takes the arm with the most tokens per second, and every ``probeInterval``-th step
 /// tries the next other arm in turn so their figures stay current. An arm whose try leaves it
-/// behind skips its next turn, then three (up to ``maximumBackoff`` - 1): on Summary, where
-/// prompt lookup leads throughout, `rasd` spent a fifth of its steps running the drafter for
-/// tries. An arm that leads, or wins a try, is tried at every turn again. No attribution of tokens to
-/// sources is needed, which matters for RASD: there the draft also decides which datastore
-/// branches survive pruning. Going without the drafter costs it nothing but bookkeeping
+/// behind lets its next turn pass, then three (``maximumBackoff``): on Summary, where prompt
+/// lookup leads throughout, `rasd` had spent a fifth of its steps running the drafter for tries.
+/// An arm that leads, or wins a try, is tried at every turn again.
+///
+/// No attribution of tokens to sources is needed, which matters for RASD: there the draft also
+/// decides which datastore branches survive pruning. Going without the drafter costs it nothing but bookkeeping
 /// (``Drafter/accepted(tokens:hiddenStates:)`` only queues the tokens for its next call); going
 /// without the datastore saves its query. A decoder carries the averages from request to
 /// request. Only the automatic budget uses the gate: a fixed budget asks every source.
 public struct SourceGate: Sendable, Equatable {
     /// Steps between tries of the arms that are behind.
     public static let probeInterval = 8
-    /// An arm that keeps losing its tries is tried at most every this many turns.
+    /// An arm that keeps losing its tries is tried once in this many of its turns.
     public static let maximumBackoff = 4
     static let weight = 0.2
     static let warmUp = 4
