@@ -224,7 +224,6 @@ public final class SpeculativeDecoder {
         if options.method.usesDrafter { optional.insert(.drafter) }
         if useDatastore { optional.insert(.datastore) }
         var gate = gates[options.method].flatMap { $0.sources == optional ? $0 : nil } ?? SourceGate(sources: optional)
-        gate.beginRequest()
         // The gate belongs to the automatic budget; a fixed budget always asks every source.
         var gated = false
         if case .adaptive = options.budget { gated = !optional.isEmpty }

@@ -309,8 +309,7 @@ public enum VerifyCostModelCache {
 /// tries the next other arm in turn so their figures stay current. An arm whose try leaves it
 /// behind lets its next turn pass, then three (``maximumBackoff``): on Summary, where prompt
 /// lookup leads throughout, `rasd` had spent a fifth of its steps running the drafter for tries.
-/// An arm that leads, or wins a try, is tried at every turn again, and so is every arm when a
-/// request begins (``beginRequest()``).
+/// An arm that leads, or wins a try, is tried at every turn again.
 ///
 /// No attribution of tokens to sources is needed, which matters for RASD: there the draft also
 /// decides which datastore branches survive pruning. Going without the drafter costs it nothing but bookkeeping
@@ -368,13 +367,6 @@ public struct SourceGate: Sendable, Equatable {
         var best = 0
         for i in arms.indices where arms[i].rate > arms[best].rate { best = i }
         return best
-    }
-
-    /// Starts a request: every arm is tried at its turns again (the averages carry over), since
-    /// a new prompt may favour another source.
-    public mutating func beginRequest() {
-        backoff = Array(repeating: 1, count: choices.count)
-        skips = Array(repeating: 0, count: choices.count)
     }
 
     /// The sources this step should consult.

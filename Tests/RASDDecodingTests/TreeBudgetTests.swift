@@ -119,18 +119,6 @@ import Testing
         #expect(after.indices.filter { after[$0] != .drafter }.map { $0 - takeover } == [8, 24, 56])
     }
 
-    @Test func aNewRequestTriesEveryArmAtItsNextTurn() {
-        var gate = SourceGate(sources: .drafter)
-        // Warm-up, then the drafter loses its tries until it sits out three turns in four.
-        _ = Self.run(&gate, steps: 8 + 96, tokens: [:])
-        var carried = gate
-        let sameRequest = Self.run(&carried, steps: 16, tokens: [:])
-        gate.beginRequest()
-        let newRequest = Self.run(&gate, steps: 16, tokens: [:])
-        #expect(!sameRequest.contains(.drafter))
-        #expect(newRequest.indices.filter { newRequest[$0] == .drafter }.map { $0 + 1 } == [8])
-    }
-
     @Test func twoSourcesEveryCombinationIsAnArm() {
         var gate = SourceGate(sources: [.drafter, .datastore])
         // Warm-up visits all four combinations, both sources first.
