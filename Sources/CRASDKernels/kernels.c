@@ -301,6 +301,21 @@ TGT_AVX2 INLINE float exp_normalizer(float *scores, long count, float maximum) {
     return 1.0f / sum;
 }
 
+TGT_AVX2 void rasd_softmax_avx2(const float *x, float *out, long n) {
+    __m256 vmax = _mm256_set1_ps(-__builtin_inff());
+    long i = 0;
+    for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+    float lanes[8], maximum = -__builtin_inff();
+    _mm256_storeu_ps(lanes, vmax);
+    for (int l = 0; l < 8; l++) maximum = lanes[l] > maximum ? lanes[l] : maximum;
+    for (; i < n; i++) maximum = x[i] > maximum ? x[i] : maximum;
+    if (out != x) __builtin_memcpy(out, x, (size_t)n * sizeof(float));
+    float inverse = exp_normalizer(out, n, maximum);
+    __m256 vinverse = _mm256_set1_ps(inverse);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(out + i), vinverse));
+    for (; i < n; i++) out[i] = out[i] * inverse;
+}
+
 TGT_AVX2 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                                   const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {
     long count = committed + chain_count;
@@ -620,6 +635,7 @@ void rasd_q8_0_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *a
 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                          const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {}
 void rasd_swiglu_avx2(float *gate, const float *up, long n) {}
+void rasd_softmax_avx2(const float *x, float *out, long n) {}
 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
                              long stride, long committed, const int32_t *chains, const int32_t *chain_start,
                              long hd, float scale, float *scores, long scores_stride, float *out, long out_stride) {}

@@ -24,12 +24,16 @@ public struct DraftHeadBenchmark {
         /// Target verification of the pending token plus a `treeBudget`-node tree.
         public var targetVerify: Double
         public var threads: Int
+        /// Threads computing each head call.
         public var headThreads: Int
+        /// Whether the head computed on the target's threads rather than its own.
+        public var headSharesTargetThreads: Bool
     }
 
-    /// Runs `samples` interleaved rounds after a context of `context` pseudo-random tokens.
+    /// Runs `samples` interleaved rounds after a context of `context` pseudo-random tokens. The
+    /// head computes on `headThreads` threads of its own, or with nil on the target's.
     public static func run(
-        head: DraftHead, context: Int, samples: Int, levelWidth: Int = 8, treeBudget: Int = 32, threads: Int = 2, headThreads: Int = 1
+        head: DraftHead, context: Int, samples: Int, levelWidth: Int = 8, treeBudget: Int = 32, threads: Int = 2, headThreads: Int? = nil
     ) throws -> Figures {
         let model = head.target
         let d = model.config.embeddingLength
@@ -37,7 +41,8 @@ public struct DraftHeadBenchmark {
         let session = try InferenceSession(model: model, capacity: context + treeBudget + 8, threads: threads)
         var states: [Float] = []
         let next = try session.prefill(tokens) { _, chunk in states.append(contentsOf: chunk) }
-        let drafter = try DraftHeadDrafter(head: head, capacity: context + 256, threads: headThreads)
+        let drafter = try headThreads.map { try DraftHeadDrafter(head: head, capacity: context + 256, threads: $0) }
+            ?? DraftHeadDrafter(head: head, capacity: context + 256, sharingThreadsOf: session)
         try drafter.begin(prompt: tokens, hiddenStates: states)
         let headSession = drafter.session
         let feature = Array(states.suffix(d))
@@ -86,6 +91,6 @@ public struct DraftHeadBenchmark {
         return Figures(
             context: context, samples: samples, targetStep: median(target), headStep: median(step), headLevel: median(level),
             levelWidth: levelWidth, draftTree: median(tree), draftTreeNodes: Int(median(treeNodes)), treeBudget: treeBudget, targetVerify: median(verify),
-            threads: threads, headThreads: headThreads)
+            threads: threads, headThreads: headSession.threadCount, headSharesTargetThreads: headThreads == nil)
     }
 }

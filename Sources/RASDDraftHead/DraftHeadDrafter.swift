@@ -48,22 +48,41 @@ public final class DraftHeadDrafter: Drafter {
     private var lastPrompt: [UInt32] = []
     private var top = TopTokens()
 
-    /// A drafter over `head` whose cache holds `capacity` pairs (the target session's capacity
-    /// plus a draft tree). One thread by default: a draft step is short enough that handing
-    /// work to a second thread costs more than it saves on a busy machine.
-    public init(head: DraftHead, capacity: Int, threads: Int = 1, options: DraftTreeOptions = DraftTreeOptions()) throws {
-        self.head = head
+    /// A drafter over `head` whose cache holds `capacity` pairs, with `threads` threads of its
+    /// own.
+    public convenience init(head: DraftHead, capacity: Int, threads: Int = 1, options: DraftTreeOptions = DraftTreeOptions()) throws {
+        try self.init(session: DraftHeadSession(head: head, capacity: capacity, threads: threads), options: options)
+    }
+
+    /// A drafter over `head` whose cache holds `capacity` pairs and that computes on `target`'s
+    /// threads (see ``DraftHeadSession/init(head:capacity:sharingThreadsOf:)``): draft steps are
+    /// short and memory-bound, and a core the target's pool leaves idle while the head runs
+    /// alone is half the machine.
+    public convenience init(
+        head: DraftHead, capacity: Int, sharingThreadsOf target: InferenceSession, options: DraftTreeOptions = DraftTreeOptions()
+    ) throws {
+        try self.init(session: DraftHeadSession(head: head, capacity: capacity, sharingThreadsOf: target), options: options)
+    }
+
+    private init(session: DraftHeadSession, options: DraftTreeOptions) {
+        head = session.head
+        self.session = session
         self.options = options
         width = head.config.embeddingLength
-        session = try DraftHeadSession(head: head, capacity: capacity, threads: threads)
     }
 
     /// A drafter for `session`'s target with the head at `path` (nil: the shipped head for that
     /// model, see ``DraftHeadLocation``); its cache holds the session's capacity plus
-    /// ``treeRoom`` tentative nodes.
-    public convenience init(headAt path: String?, for session: InferenceSession, threads: Int = 1) throws {
-        try self.init(
-            head: try DraftHeadLocation.load(path, model: session.model), capacity: session.capacity + Self.treeRoom, threads: threads)
+    /// ``treeRoom`` tentative nodes. With `threads` nil it computes on `session`'s threads,
+    /// otherwise on that many of its own.
+    public convenience init(headAt path: String?, for session: InferenceSession, threads: Int? = nil) throws {
+        let head = try DraftHeadLocation.load(path, model: session.model)
+        let capacity = session.capacity + Self.treeRoom
+        if let threads {
+            try self.init(head: head, capacity: capacity, threads: threads)
+        } else {
+            try self.init(head: head, capacity: capacity, sharingThreadsOf: session)
+        }
     }
 
     /// Cache room for one draft tree beyond the target's committed context: the pending root and

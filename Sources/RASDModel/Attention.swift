@@ -42,6 +42,22 @@ package enum PortableMath {
         }
     }
 
+    /// `out = softmax(x)` over `count` floats: `exp(x - max)` summed as ``expNormalizer(_:count:maximum:)``,
+    /// then each times `1 / sum`; in C (`rasd_softmax_avx2`, the same operations) on the C kernel
+    /// paths. `out` may be `x`.
+    package static func softmax(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, path: KernelPath) {
+        guard count > 0 else { return }
+        if path != .portable {
+            rasd_softmax_avx2(x, out, count)
+            return
+        }
+        var maximum = -Float.infinity
+        for i in 0..<count where x[i] > maximum { maximum = x[i] }
+        if UnsafePointer(out) != x { out.update(from: x, count: count) }
+        let inverse = expNormalizer(out, count: count, maximum: maximum)
+        for i in 0..<count { out[i] = out[i] * inverse }
+    }
+
     /// RMSNorm as llama.cpp computes it, for rows `rows` of `width` floats: mean of squares
     /// summed in Double, then `x * (1 / sqrt(mean + epsilon))`, then times the weight.
     static func rmsNorm(

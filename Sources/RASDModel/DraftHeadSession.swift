@@ -12,7 +12,8 @@ import Foundation
 /// ancestors — the same tree attention as the target's verification. ``commitPrefix(_:)``
 /// keeps a leading chain of tentative nodes; ``discardTentative()`` drops the rest.
 ///
-/// A session is used from one thread at a time; it runs its own worker threads.
+/// A session is used from one thread at a time; it runs its own worker threads or the target's
+/// (``init(head:capacity:sharingThreadsOf:)``).
 public final class DraftHeadSession {
     public let head: DraftHead
     /// Pairs the KV cache can hold (committed plus tentative).
@@ -22,6 +23,9 @@ public final class DraftHeadSession {
     public private(set) var committedLength = 0
     /// Tentative nodes since the last commit.
     public var tentativeCount: Int { tentativeParents.count }
+    /// Threads computing each forward call, the caller included (shared with the target when
+    /// the session was made with ``init(head:capacity:sharingThreadsOf:)``).
+    public var threadCount: Int { pool.threadCount }
 
     private let pool: WorkerPool
     private let keys: AlignedBuffer, values: AlignedBuffer
@@ -36,19 +40,36 @@ public final class DraftHeadSession {
     /// (`count × vocabulary.count`; softmax over the draft vocabulary).
     public private(set) var probabilities: [Float] = []
 
-    /// Creates a session.
+    /// Creates a session with threads of its own.
     /// - Parameters:
     ///   - capacity: pairs the KV cache holds (the target context's length is enough).
     ///   - threads: threads per forward call (the calling thread included).
-    public init(head: DraftHead, capacity: Int, threads: Int = 2, kernels: KernelPath? = nil) throws {
-        guard capacity > 0, (1...256).contains(threads) else {
-            throw EngineError.invalidArgument("a draft head session needs a positive capacity and 1...256 threads")
+    public convenience init(head: DraftHead, capacity: Int, threads: Int = 2, kernels: KernelPath? = nil) throws {
+        guard (1...256).contains(threads) else {
+            throw EngineError.invalidArgument("a draft head session needs 1...256 threads, not \(threads)")
+        }
+        try self.init(head: head, capacity: capacity, pool: WorkerPool(threads: threads), kernels: try kernels ?? KernelPath.fromEnvironment())
+    }
+
+    /// Creates a session that runs its parallel sections on `target`'s threads, with its kernel
+    /// path.
+    ///
+    /// A decoder drafts and verifies in turn, so the head and the target never compute at the
+    /// same time: sharing the target's threads gives each draft step every core without
+    /// starting more threads than cores. Use the two sessions from one thread at a time.
+    public convenience init(head: DraftHead, capacity: Int, sharingThreadsOf target: InferenceSession) throws {
+        try self.init(head: head, capacity: capacity, pool: target.pool, kernels: target.kernelPath)
+    }
+
+    private init(head: DraftHead, capacity: Int, pool: WorkerPool, kernels: KernelPath) throws {
+        guard capacity > 0 else {
+            throw EngineError.invalidArgument("a draft head session needs a positive capacity, not \(capacity)")
         }
         self.head = head
         self.capacity = capacity
-        kernelPath = try kernels ?? KernelPath.fromEnvironment()
+        kernelPath = kernels
         scratch = HeadScratch(kernels: kernelPath)
-        pool = WorkerPool(threads: threads)
+        self.pool = pool
         let kvBytes = capacity * head.config.kvWidth * 4
         keys = AlignedBuffer(byteCount: kvBytes)
         values = AlignedBuffer(byteCount: kvBytes)
@@ -182,27 +203,40 @@ public final class DraftHeadSession {
         let attention = s.attention.pointer(Float.self)
         let scale = 1 / sqrtf(Float(hd))
         let group = c.headCount / c.kvHeadCount
-        let scores = s.scores(count: committedLength + first + n)
+        // Each node's chain: its KV slots from the root down (node i's at chainStart[i]...).
+        var chains: [Int32] = [], chainStart = [0]
         for i in 0..<n {
-            var chain: [Int32] = []
+            let begin = chains.count
             var j = first + i
             while j >= 0 {
-                chain.append(Int32(committedLength + j))
+                chains.append(Int32(committedLength + j))
                 j = Int(tentativeParents[j])
             }
-            chain.reverse()
-            chain.withUnsafeBufferPointer { chain in
-                for hq in 0..<c.headCount {
+            chains[begin...].reverse()
+            chainStart.append(chains.count)
+        }
+        // One (node, query head) per item, spread over the pool; each chunk has its own scores.
+        let items = n * c.headCount, chunks = pool.chunks(for: items)
+        let scoreCount = committedLength + first + n
+        let scoreStride = (scoreCount + 15) / 16 * 16
+        let scores = s.scores(count: chunks * scoreStride)
+        let committed = committedLength
+        chains.withUnsafeBufferPointer { chains in
+            guard let chainBase = chains.baseAddress else { return }
+            pool.run(chunks: chunks) { chunk in
+                let rowScores = scores + chunk * scoreStride
+                for item in share(items, worker: chunk, of: chunks) {
+                    let i = item / c.headCount, hq = item % c.headCount
                     let offset = (hq / group) * hd
                     let qh = UnsafePointer(q + i * attentionWidth + hq * hd), out = attention + i * attentionWidth + hq * hd
+                    let chain = chainBase + chainStart[i], chainCount = chainStart[i + 1] - chainStart[i]
                     if path == .portable {
                         PortableMath.attention(
-                            q: qh, keys: keyCache + offset, values: valueCache + offset, stride: kv, committed: committedLength,
-                            chain: chain.baseAddress!, chainCount: chain.count, hd: hd, scale: scale, scores: scores, out: out)
+                            q: qh, keys: keyCache + offset, values: valueCache + offset, stride: kv, committed: committed,
+                            chain: chain, chainCount: chainCount, hd: hd, scale: scale, scores: rowScores, out: out)
                     } else {
                         rasd_attention_avx2(
-                            qh, keyCache + offset, valueCache + offset, kv, committedLength, chain.baseAddress!, chain.count, hd, scale,
-                            scores, out)
+                            qh, keyCache + offset, valueCache + offset, kv, committed, chain, chainCount, hd, scale, rowScores, out)
                     }
                 }
             }
@@ -240,19 +274,7 @@ public final class DraftHeadSession {
         multiply([(head.output, logits, stride)], input: selected, stride: d, quantized: s.narrow, nodes: rows, path: path)
         probabilities.append(contentsOf: repeatElement(0, count: rows * v0))
         probabilities.withUnsafeMutableBufferPointer { out in
-            for r in 0..<rows {
-                let row = logits + r * stride, o = out.baseAddress! + r * v0
-                var maximum = -Float.infinity
-                for i in 0..<v0 where row[i] > maximum { maximum = row[i] }
-                var sum: Float = 0
-                for i in 0..<v0 {
-                    let e = PortableMath.exp(row[i] - maximum)
-                    o[i] = e
-                    sum += e
-                }
-                let inverse = 1 / sum
-                for i in 0..<v0 { o[i] *= inverse }
-            }
+            for r in 0..<rows { PortableMath.softmax(logits + r * stride, into: out.baseAddress! + r * v0, count: v0, path: path) }
         }
     }
 

@@ -28,15 +28,15 @@ struct BenchDraftHead: AsyncParsableCommand {
     @Option(help: "Threads for the target.")
     var threads = 2
 
-    @Option(help: "Threads for the head (its steps are short: thread hand-offs cost more than they save on a busy machine).")
-    var headThreads = 1
+    @Option(help: "Threads of the head's own (default: it computes on the target's threads, as decoding runs it).")
+    var headThreads: Int?
 
     func run() async throws {
         let modelPath = try model ?? ReferenceModel.existingPath()
         let llama = try LlamaModel(path: modelPath)
         let head = try DraftHeadLocation.load(draftHead, model: llama)
         let f = try DraftHeadBenchmark.run(head: head, context: context, samples: samples, treeBudget: budget, threads: threads, headThreads: headThreads)
-        print("Machine: \(Machine.description). Date: \(Machine.date). \(threads) target threads, \(headThreads) head threads, context \(context) tokens, \(samples) interleaved samples (medians).")
+        print("Machine: \(Machine.description). Date: \(Machine.date). \(threads) target threads, head on \(f.headSharesTargetThreads ? "the target's threads" : "\(f.headThreads) thread\(f.headThreads == 1 ? "" : "s") of its own"), context \(context) tokens, \(samples) interleaved samples (medians).")
         print("Head: \(head.path) (\(head.vocabulary.count)-token draft vocabulary, \(String(format: "%.1f", Double(head.weightBytes) / 1_048_576)) MiB in memory).\n")
         print("| step | median | vs target step |")
         print("|---|---:|---:|")

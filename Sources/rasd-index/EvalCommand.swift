@@ -57,8 +57,8 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "Threads for the forward pass.")
     var threads = 2
 
-    @Option(help: "Threads for the draft head.")
-    var headThreads = 1
+    @Option(help: "Threads of the draft head's own (default: it computes on the forward pass's threads).")
+    var headThreads: Int?
 
     @Option(help: "Kernel path: portable, avx2 or avx512vnni.")
     var kernels: String?

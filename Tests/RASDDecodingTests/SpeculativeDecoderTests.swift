@@ -8,6 +8,10 @@ import RASDTokenizer
 import RASDTrees
 import Testing
 
+/// Where the fixture builds its datastore: one directory per test process.
+private let fixtureDatastorePath = FileManager.default.temporaryDirectory
+    .appendingPathComponent("rasd-decoding-\(UUID().uuidString)").path
+
 /// The real model, its tokenizer and one session, shared by the tests of this suite.
 private final class Fixture: @unchecked Sendable {
     static let shared = Result { try Fixture() }
@@ -22,7 +26,9 @@ private final class Fixture: @unchecked Sendable {
         tokenizer = try Tokenizer(contentsOf: path)
         renderer = PromptRenderer(tokenizer: tokenizer)
         // A small datastore of text the prompts below draw on.
-        datastorePath = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-decoding-\(UUID().uuidString)").path
+        datastorePath = fixtureDatastorePath
+        // The datastore lives as long as the test process; remove it when the process exits.
+        atexit { try? FileManager.default.removeItem(atPath: fixtureDatastorePath) }
         let builder = try DatastoreBuilder(options: BuildOptions(
             output: datastorePath, vocabularySize: tokenizer.vocabularySize,
             tokenizer: TokenizerIdentity(name: tokenizer.name, fingerprint: tokenizer.fingerprint)))

@@ -84,6 +84,40 @@ import Testing
         }
     }
 
+    /// A drafter computing on the target session's threads drafts the trees one with a thread
+    /// of its own drafts, while the target verifies between its steps on the same threads.
+    @Test func aDrafterSharingTheTargetsThreadsDraftsTheSameTrees() throws {
+        let f = try fixture()
+        let tokens = f.tokenizer.encode("def fibonacci(n):\n    if n < 2:\n        return n\n    return")
+        let target = try InferenceSession(model: f.model, capacity: 256, threads: 2)
+        var states: [Float] = []
+        var next = try target.prefill(tokens) { _, chunk in states.append(contentsOf: chunk) }
+        let shared = try DraftHeadDrafter(head: f.head, capacity: 512, sharingThreadsOf: target)
+        let alone = try DraftHeadDrafter(head: f.head, capacity: 512, threads: 1)
+        #expect(shared.session.threadCount == 2 && alone.session.threadCount == 1)
+        for d in [shared, alone] { try d.begin(prompt: tokens, hiddenStates: states) }
+        for _ in 0..<6 {
+            let a = try shared.draft(after: next, budget: 16, rootTopK: 8)
+            let b = try alone.draft(after: next, budget: 16, rootTopK: 8)
+            #expect(a.tree.count > 0)
+            #expect(a.tree.tokens == b.tree.tokens && a.tree.parents == b.tree.parents && a.tree.scores == b.tree.scores)
+            #expect(a.root.tokens == b.root.tokens && a.root.probabilities == b.root.probabilities)
+            // The target verifies the tree on the shared threads and accepts its greedy path.
+            let argmax = try target.verify(tokens: [next] + a.tree.tokens, parents: [-1] + a.tree.parents.map { $0 < 0 ? 0 : $0 + 1 })
+            var path = [0], row = 0
+            while let child = (0..<a.tree.count).first(where: { Int(a.tree.parents[$0]) + 1 == row && a.tree.tokens[$0] == argmax[row] }) {
+                row = child + 1
+                path.append(row)
+            }
+            try target.commit(path: path)
+            var accepted: [Float] = []
+            for r in path.indices { accepted += try target.hiddenState(node: r, normalized: true) }
+            let acceptedTokens = [next] + path.dropFirst().map { a.tree.tokens[$0 - 1] }
+            for d in [shared, alone] { try d.accepted(tokens: acceptedTokens, hiddenStates: accepted) }
+            next = argmax[row]
+        }
+    }
+
     @Test func badInputGetsClearErrors() throws {
         let f = try fixture()
         // The target model is not a draft head.

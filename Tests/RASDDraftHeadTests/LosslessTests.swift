@@ -31,7 +31,8 @@ import Testing
         try builder.finish()
         let store = try Datastore(path: path)
         let session = try InferenceSession(model: f.model, capacity: 1024)
-        let drafter = try DraftHeadDrafter(head: f.head, capacity: 1024 + DraftHeadDrafter.treeRoom)
+        // The drafter computes on the target's threads, as `decode` and `eval` run it.
+        let drafter = try DraftHeadDrafter(head: f.head, capacity: 1024 + DraftHeadDrafter.treeRoom, sharingThreadsOf: session)
         let costs = try VerifyCostModelCache.model(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: ReferenceModel.cacheDirectory)
         let decoder = SpeculativeDecoder(session: session, datastore: store, drafter: drafter, costs: costs)
         var draftAccepted = 0

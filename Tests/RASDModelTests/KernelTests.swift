@@ -1,3 +1,4 @@
+import Foundation
 import RASDModel
 import Testing
 
@@ -47,6 +48,25 @@ import Testing
             for i in range where values[i] > expected.value { expected = (values[i], i) }
             let got = values.withUnsafeBufferPointer { $0.baseAddress.map { PortableMath.argmax($0, range) } }
             #expect(got?.index == expected.index && got?.value == expected.value, "trial \(trial): \(values) in \(range)")
+        }
+    }
+
+    /// The draft head's softmax: the C kernel and its portable twin give the same bits, within
+    /// float rounding of a softmax in Double, for lengths around the 8-lane blocks.
+    @Test(.enabled(if: KernelPath.available.contains(.avx2)))
+    func softmaxPathsAgreeAndMatchDouble() {
+        var rng = SplitMix(seed: 11)
+        for count in [1, 2, 7, 8, 9, 15, 16, 17, 64, 100, 8192] {
+            let x: [Float] = (0..<count).map { _ in Float(Int(rng.next() % 4001) - 2000) / 100 }
+            var c = [Float](repeating: 0, count: count), portable = c
+            x.withUnsafeBufferPointer { xs in
+                guard let base = xs.baseAddress else { return }
+                c.withUnsafeMutableBufferPointer { PortableMath.softmax(base, into: $0.baseAddress!, count: count, path: .avx2) }
+                portable.withUnsafeMutableBufferPointer { PortableMath.softmax(base, into: $0.baseAddress!, count: count, path: .portable) }
+            }
+            #expect(c.map(\.bitPattern) == portable.map(\.bitPattern), "length \(count)")
+            let m = Double(x.max() ?? 0), e = x.map { Foundation.exp(Double($0) - m) }, sum = e.reduce(0, +)
+            for i in 0..<count { #expect(abs(Double(portable[i]) - e[i] / sum) <= 2e-5 * e[i] / sum + 1e-30, "length \(count), \(i)") }
         }
     }
 

@@ -108,6 +108,10 @@ void rasd_swiglu_avx2(float *gate, const float *up, long n);
 void rasd_quantize_avx2(const float *x, long row0, long row1, long stride, long blocks, int8_t *q, float *d,
                         float *s, int32_t *sums);
 
+/// out = softmax(x) over n floats: e = exp(x - max) as in rasd_attention_avx2's softmax (the sum
+/// in 8 lanes, folded, then the tail in order), then out[i] = e[i] * (1 / sum).
+void rasd_softmax_avx2(const float *x, float *out, long n);
+
 /// exp(x) for x <= 0 as rasd computes it everywhere (Cephes polynomial, no FMA; ~2 ulp; inputs
 /// below -87.3 give about 1e-38 instead of 0).
 float rasd_exp(float x);
