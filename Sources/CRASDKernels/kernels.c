@@ -467,11 +467,13 @@ TGT_AVX2 INLINE void pv(float *const out[2], const float *const p[2], const uint
 
 // The body of both attention entry points: QK queries share each pass over a block of keys,
 // PV queries each pass over a block of values (constants at each call site). Which queries share
-// a pass changes no value.
-TGT_AVX2 INLINE void attention_f16(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
-                                   long stride, long committed, const int32_t *chains, const int32_t *chain_start, long hd,
-                                   float scale, float *scores, long scores_stride, float *out, long out_stride, const int QK,
-                                   const int PV) {
+// a pass changes no value. Query j is head j % group of node j / group.
+TGT_AVX2 INLINE void attention_f16(const float *q, long q_stride, long group, long nq, const uint16_t *keys,
+                                   const uint16_t *values, long stride, long committed, const int32_t *chains,
+                                   const int32_t *chain_start, long hd, float scale, float *scores, long scores_stride,
+                                   float *out, long out_stride, const int QK, const int PV) {
+#define QUERY(j) (q + ((j) / group) * q_stride + ((j) % group) * hd)
+#define OUTPUT(j) (out + ((j) / group) * out_stride + ((j) % group) * hd)
     // Committed keys one block at a time (it stays in L1 while every query of the item reads
     // it), QK queries per pass sharing each widened key.
     for (long b0 = 0; b0 < committed; b0 += KV_BLOCK) {
@@ -481,7 +483,7 @@ TGT_AVX2 INLINE void attention_f16(const float *q, long q_stride, long nq, const
             float *rows[4];
             for (int w = 0; w < 4; w++) {
                 long jw = j + w < nq ? j + w : j;  // unused lanes repeat query j (not stored)
-                qs[w] = q + jw * q_stride;
+                qs[w] = QUERY(jw);
                 rows[w] = scores + jw * scores_stride + b0;
             }
             long left = nq - j;
@@ -494,10 +496,10 @@ TGT_AVX2 INLINE void attention_f16(const float *q, long q_stride, long nq, const
     }
     // Each query's own chain, then its softmax, in the order of rasd_attention_avx2.
     for (long j = 0; j < nq; j++) {
-        const float *qs[4] = {q + j * q_stride, 0, 0, 0};
+        const float *qs[4] = {QUERY(j), 0, 0, 0};
         float *row = scores + j * scores_stride;
-        long chain_count = chain_start[j + 1] - chain_start[j];
-        const int32_t *chain = chains + chain_start[j];
+        long node = j / group, chain_count = chain_start[node + 1] - chain_start[node];
+        const int32_t *chain = chains + chain_start[node];
         for (long c = 0; c < chain_count; c++) {
             float *dst[4] = {row + committed + c, 0, 0, 0};
             qk_rows(qs, keys + chain[c] * stride, stride, 1, hd, scale, dst, 1);
@@ -507,47 +509,50 @@ TGT_AVX2 INLINE void attention_f16(const float *q, long q_stride, long nq, const
         for (long k = 0; k < total; k++) maximum = row[k] > maximum ? row[k] : maximum;
         float inverse = exp_normalizer(row, total, maximum);
         for (long k = 0; k < total; k++) row[k] = row[k] * inverse;
-        float *oj = out + j * out_stride;
+        float *oj = OUTPUT(j);
         for (long i = 0; i < hd; i++) oj[i] = 0;
     }
     // Values in key order: the committed ones, then each query's chain.
     for (long b0 = 0; b0 < committed; b0 += KV_BLOCK) {
         long count = committed - b0 < KV_BLOCK ? committed - b0 : KV_BLOCK;
         for (long j = 0; j < nq; j += PV) {
-            float *os[2] = {out + j * out_stride, out + (j + 1) * out_stride};
+            float *os[2] = {OUTPUT(j), j + 1 < nq ? OUTPUT(j + 1) : 0};
             const float *ps[2] = {scores + j * scores_stride + b0, scores + (j + 1) * scores_stride + b0};
             if (PV >= 2 && j + 1 < nq) pv(os, ps, values + b0 * stride, stride, count, hd, 2);
             else pv(os, ps, values + b0 * stride, stride, count, hd, 1);
         }
     }
     for (long j = 0; j < nq; j++) {
-        float *os[2] = {out + j * out_stride, 0};
-        const int32_t *chain = chains + chain_start[j];
-        for (long c = 0; c < chain_start[j + 1] - chain_start[j]; c++) {
+        float *os[2] = {OUTPUT(j), 0};
+        long node = j / group;
+        const int32_t *chain = chains + chain_start[node];
+        for (long c = 0; c < chain_start[node + 1] - chain_start[node]; c++) {
             const float *ps[2] = {scores + j * scores_stride + committed + c, 0};
             pv(os, ps, values + chain[c] * stride, stride, 1, hd, 1);
         }
     }
+#undef QUERY
+#undef OUTPUT
 }
 
-TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
-                                      long stride, long committed, const int32_t *chains, const int32_t *chain_start,
-                                      long hd, float scale, float *scores, long scores_stride,
+TGT_AVX2 void rasd_attention_f16_avx2(const float *q, long q_stride, long group, long nq, const uint16_t *keys,
+                                      const uint16_t *values, long stride, long committed, const int32_t *chains,
+                                      const int32_t *chain_start, long hd, float scale, float *scores, long scores_stride,
                                       float *out, long out_stride) {
-    attention_f16(q, q_stride, nq, keys, values, stride, committed, chains, chain_start, hd, scale, scores, scores_stride,
-                  out, out_stride, 2, 1);
+    attention_f16(q, q_stride, group, nq, keys, values, stride, committed, chains, chain_start, hd, scale, scores,
+                  scores_stride, out, out_stride, 2, 1);
 }
 
 // With AVX-512's 32 vector registers, 4 queries share each widened key and 2 each widened
 // value; AVX2's 16 allow 2 and 1. Tree attention after 1,000 tokens (scratch probe, 4
 // alternating runs, medians): 4 nodes 3.57 -> 3.39 ms, 8 nodes 7.25 -> 6.62 ms, 16 nodes
 // 13.2 -> 13.0 ms. Widening was not the main cost: the per-score fold and the softmax remain.
-TGT_VNNI void rasd_attention_f16_avx512(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
-                                        long stride, long committed, const int32_t *chains, const int32_t *chain_start,
-                                        long hd, float scale, float *scores, long scores_stride,
-                                        float *out, long out_stride) {
-    attention_f16(q, q_stride, nq, keys, values, stride, committed, chains, chain_start, hd, scale, scores, scores_stride,
-                  out, out_stride, 4, 2);
+TGT_VNNI void rasd_attention_f16_avx512(const float *q, long q_stride, long group, long nq, const uint16_t *keys,
+                                        const uint16_t *values, long stride, long committed, const int32_t *chains,
+                                        const int32_t *chain_start, long hd, float scale, float *scores,
+                                        long scores_stride, float *out, long out_stride) {
+    attention_f16(q, q_stride, group, nq, keys, values, stride, committed, chains, chain_start, hd, scale, scores,
+                  scores_stride, out, out_stride, 4, 2);
 }
 
 TGT_AVX2 void rasd_store_f16_avx2(const float *src, uint16_t *dst, long n) {
@@ -636,10 +641,10 @@ void rasd_attention_avx2(const float *q, const float *keys, const float *values,
                          const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out) {}
 void rasd_swiglu_avx2(float *gate, const float *up, long n) {}
 void rasd_softmax_avx2(const float *x, float *out, long n) {}
-void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
+void rasd_attention_f16_avx2(const float *q, long q_stride, long group, long nq, const uint16_t *keys, const uint16_t *values,
                              long stride, long committed, const int32_t *chains, const int32_t *chain_start,
                              long hd, float scale, float *scores, long scores_stride, float *out, long out_stride) {}
-void rasd_attention_f16_avx512(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
+void rasd_attention_f16_avx512(const float *q, long q_stride, long group, long nq, const uint16_t *keys, const uint16_t *values,
                                long stride, long committed, const int32_t *chains, const int32_t *chain_start,
                                long hd, float scale, float *scores, long scores_stride, float *out, long out_stride) {}
 void rasd_store_f16_avx2(const float *src, uint16_t *dst, long n) {}

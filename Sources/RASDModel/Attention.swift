@@ -208,9 +208,10 @@ package enum PortableMath {
     /// The portable twin of `rasd_attention_f16_avx2` (see its documentation in
     /// `rasd_kernels.h`): the same operations per query, one query at a time.
     static func attention(
-        q: UnsafePointer<Float>, qStride: Int, queries: Int, keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>,
-        stride: Int, committed: Int, chains: UnsafePointer<Int32>, chainStart: UnsafePointer<Int32>, hd: Int, scale: Float,
-        scores: UnsafeMutablePointer<Float>, scoresStride: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+        q: UnsafePointer<Float>, qStride: Int, group: Int, queries: Int, keys: UnsafePointer<UInt16>,
+        values: UnsafePointer<UInt16>, stride: Int, committed: Int, chains: UnsafePointer<Int32>,
+        chainStart: UnsafePointer<Int32>, hd: Int, scale: Float, scores: UnsafeMutablePointer<Float>, scoresStride: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         let row = UnsafeMutablePointer<Float>.allocate(capacity: hd)
         defer { row.deallocate() }
@@ -218,8 +219,9 @@ package enum PortableMath {
             for i in 0..<hd { row[i] = Float(Float16(bitPattern: source[i])) }
         }
         for j in 0..<queries {
-            let qj = q + j * qStride, sj = scores + j * scoresStride, oj = out + j * outStride
-            let chain = chains + Int(chainStart[j]), chainCount = Int(chainStart[j + 1] - chainStart[j])
+            let node = j / group, head = j % group
+            let qj = q + node * qStride + head * hd, sj = scores + j * scoresStride, oj = out + node * outStride + head * hd
+            let chain = chains + Int(chainStart[node]), chainCount = Int(chainStart[node + 1] - chainStart[node])
             let count = committed + chainCount
             @inline(__always) func slot(_ k: Int) -> Int { k < committed ? k : Int(chain[k - committed]) }
             var maximum = -Float.infinity

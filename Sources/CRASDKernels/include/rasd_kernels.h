@@ -74,26 +74,31 @@ void rasd_q8_0_vnni(const uint8_t *w, long nb, long g0, long g1, const int8_t *a
 void rasd_attention_avx2(const float *q, const float *keys, const float *values, long stride, long committed,
                          const int32_t *chain, long chain_count, long hd, float scale, float *scores, float *out);
 
-/// Attention of nq queries of one head (query j at q + j * q_stride, hd floats) over an F16 KV
-/// cache (slot s of this head at keys/values + s * stride, hd halves): every query sees slots
-/// 0..<committed, then its own chain chains[chain_start[j] ..< chain_start[j + 1]]. The queries
-/// of a call share each pass over the committed keys and values (the nodes of a tree read the
-/// cache once between them). `scores` holds nq rows of scores_stride floats (at least
-/// committed + the longest chain). Writes hd floats per query to out + j * out_stride.
+/// Attention of nq queries over one KV head's F16 cache (slot s at keys/values + s * stride, hd
+/// halves). Query j is query head j % group of node j / group: its hd floats are at
+/// q + (j / group) * q_stride + (j % group) * hd (the query heads sharing a KV head are
+/// consecutive), its output goes to the same place under out with out_stride. Every query sees
+/// slots 0..<committed, then its node's chain chains[chain_start[n] ..< chain_start[n + 1]]. The
+/// queries of a call share each pass over the committed keys and values (the heads of a group
+/// and the nodes of a tree read the cache once between them). `scores` holds nq rows of
+/// scores_stride floats (at least committed + the longest chain).
 ///
 /// Float order per query (the portable Swift path repeats it): each score is a dot product by
 /// fused multiply-adds (8 lanes over the head, folded as fold8, the tail in order) times scale,
 /// committed slots then the chain; the softmax as in rasd_attention_avx2, then each probability
-/// is e * (1 / sum); out = 0, then out = fma(p, v, out) per key in that order.
-void rasd_attention_f16_avx2(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
-                             long stride, long committed, const int32_t *chains, const int32_t *chain_start,
-                             long hd, float scale, float *scores, long scores_stride, float *out, long out_stride);
+/// is e * (1 / sum); out = 0, then out = fma(p, v, out) per key in that order. Which queries
+/// share a call or a pass changes no value.
+void rasd_attention_f16_avx2(const float *q, long q_stride, long group, long nq, const uint16_t *keys,
+                             const uint16_t *values, long stride, long committed, const int32_t *chains,
+                             const int32_t *chain_start, long hd, float scale, float *scores, long scores_stride,
+                             float *out, long out_stride);
 
 /// rasd_attention_f16_avx2 for CPUs with AVX-512 (VL): the same values, more queries sharing
 /// each pass over the cache.
-void rasd_attention_f16_avx512(const float *q, long q_stride, long nq, const uint16_t *keys, const uint16_t *values,
-                               long stride, long committed, const int32_t *chains, const int32_t *chain_start,
-                               long hd, float scale, float *scores, long scores_stride, float *out, long out_stride);
+void rasd_attention_f16_avx512(const float *q, long q_stride, long group, long nq, const uint16_t *keys,
+                               const uint16_t *values, long stride, long committed, const int32_t *chains,
+                               const int32_t *chain_start, long hd, float scale, float *scores, long scores_stride,
+                               float *out, long out_stride);
 
 /// dst[i] = src[i] as F16 bits, rounded to nearest even (the KV cache's storage).
 void rasd_store_f16_avx2(const float *src, uint16_t *dst, long n);
