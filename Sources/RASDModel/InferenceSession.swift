@@ -41,7 +41,7 @@ public final class InferenceSession {
 
     /// Changes whenever the engine's speed profile changes (kernels, cache layout), so that
     /// measurements kept on disk, such as verify-cost curves, are taken again.
-    public static let engineRevision = 6
+    public static let engineRevision = 7
 
     /// Prompt tokens computed per forward pass by ``prefill(_:)``.
     public static let prefillChunk = 64
