@@ -269,24 +269,52 @@ public enum VerifyCostModelCache {
     /// Context lengths the cached models are measured after: the range of the tasks' prompts.
     public static let contexts = [64, 512, 1024]
 
+    /// The file that caches the curves of this model, thread count, kernel path and engine
+    /// revision under `cacheDirectory`.
+    public static func file(model: LlamaModel, threads: Int, kernels: KernelPath, cacheDirectory: String) -> String {
+        let key = "\(URL(fileURLWithPath: model.path).lastPathComponent)-\(model.fileSize)-t\(threads)-\(kernels.rawValue)"
+            + "-r\(InferenceSession.engineRevision)"
+        return cacheDirectory + "/cost-curves/" + key + ".json"
+    }
+
+    /// Curves less consistent than this (``VerifyCostModel/inconsistency``) were measured while
+    /// something else used the machine: they are measured again.
+    public static let tolerance = 0.1
+    /// Measurements at most when none is cached and each is inconsistent; the most consistent
+    /// one is kept.
+    public static let attempts = 3
+
     /// The cached model for this model, thread count, kernel path and engine revision,
-    /// measuring it (several seconds) when absent. `log` hears about a measurement.
+    /// measuring it (several seconds) when absent or inconsistent. `log` hears about a
+    /// measurement.
     public static func model(
         model: LlamaModel, threads: Int, kernels: KernelPath, cacheDirectory: String, log: ((String) -> Void)? = nil
     ) throws -> VerifyCostModel {
-        let key = "\(URL(fileURLWithPath: model.path).lastPathComponent)-\(model.fileSize)-t\(threads)-\(kernels.rawValue)"
-            + "-r\(InferenceSession.engineRevision)"
-        let file = cacheDirectory + "/cost-curves/" + key + ".json"
-        if let data = FileManager.default.contents(atPath: file), let costs = try? JSONDecoder().decode(VerifyCostModel.self, from: data) {
-            return costs
+        let file = Self.file(model: model, threads: threads, kernels: kernels, cacheDirectory: cacheDirectory)
+        var best: VerifyCostModel?
+        if let data = FileManager.default.contents(atPath: file), let cached = try? JSONDecoder().decode(VerifyCostModel.self, from: data) {
+            if cached.inconsistency <= tolerance { return cached }
+            log?("the cached verify-cost curves in \(file) are inconsistent (\(String(format: "%.2f", cached.inconsistency)) > \(tolerance)): the machine was busy when they were measured")
+            best = cached
         }
-        log?("measuring the verify-cost curves of this engine (once; cached in \(file))")
         let contexts = Self.contexts.filter { $0 + 64 <= model.config.contextLength }
         let session = try InferenceSession(model: model, capacity: (contexts.max() ?? 0) + 64, threads: threads, kernels: kernels)
-        let costs = try VerifyCostModel.measure(
-            session: session, contexts: contexts, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 5)
+        // A fresh measurement tries up to `attempts` times; replacing inconsistent cached curves,
+        // once per start, so a machine that stays busy does not hold every start up.
+        let tries = best == nil ? attempts : 1
+        for attempt in 1...tries {
+            log?("measuring the verify-cost curves of this engine (attempt \(attempt) of at most \(tries); cached in \(file))")
+            let costs = try VerifyCostModel.measure(
+                session: session, contexts: contexts, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 5)
+            if best.map({ costs.inconsistency < $0.inconsistency }) ?? true { best = costs }
+            if costs.inconsistency <= tolerance { break }
+        }
+        guard let best else { throw EngineError.invalidArgument("no verify-cost measurement was made") }
+        if best.inconsistency > tolerance {
+            log?("the machine stayed busy: keeping the most consistent curves (\(String(format: "%.2f", best.inconsistency))); delete \(file) to measure again later")
+        }
         try? FileManager.default.createDirectory(atPath: cacheDirectory + "/cost-curves", withIntermediateDirectories: true)
-        if let data = try? JSONEncoder().encode(costs) {
+        if let data = try? JSONEncoder().encode(best) {
             // Written beside the cache file and renamed over it, so concurrent decoders never read
             // half a file. (Foundation's own atomic writes, `.atomic` and `createFile`, leave an
             // empty /tmp/TemporaryDirectory.* behind on Linux every time.)
@@ -295,7 +323,7 @@ public enum VerifyCostModelCache {
                 try? FileManager.default.removeItem(atPath: partial)
             }
         }
-        return costs
+        return best
     }
 }
 

@@ -37,6 +37,20 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
         self.relative = relative
     }
 
+    /// How far the curve departs from what a quiet machine measures: a one-node tree costs one
+    /// step (ratio 1), and a larger tree never costs less than a smaller one. The largest of
+    /// |ratio(1) - 1| and the relative drops between consecutive sizes; 0 for a clean curve. A
+    /// neighbour's burst of work during the measurement shows up here (one cached at 2026-11-28
+    /// 02:18 had ratio(1) = 1.41 and 4 nodes cheaper than 3).
+    public var inconsistency: Double {
+        var worst = 0.0
+        if let i = sizes.firstIndex(of: 1), i < relative.count { worst = abs(relative[i] - 1) }
+        for i in relative.indices.dropFirst() where relative[i - 1] > 0 {
+            worst = max(worst, (relative[i - 1] - relative[i]) / relative[i - 1])
+        }
+        return worst
+    }
+
     /// Relative cost of a tree of `size` nodes, interpolated linearly between measured sizes and
     /// extrapolated from the last two beyond them.
     public func relativeCost(ofTreeSize size: Int) -> Double {
@@ -125,6 +139,9 @@ public struct VerifyCostModel: Sendable, Codable, Equatable {
         }
         return last.relativeCost(ofTreeSize: size)
     }
+
+    /// The largest ``VerifyCostCurve/inconsistency`` of the curves.
+    public var inconsistency: Double { curves.map(\.inconsistency).max() ?? 0 }
 
     /// Measures a curve after each of `contexts` committed tokens on `session` (see
     /// ``VerifyCostCurve/measure(session:context:sizes:repeats:)``); the session is left

@@ -199,6 +199,37 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         #expect(throws: ServiceError.self) { try DaemonRetrievalSource(socketPath: socket + ".missing", datastore: "small", expectedTokenizer: nil) }
     }
 
+    /// Cached cost curves are used as they are when consistent, and measured again when they
+    /// were taken in a busy moment.
+    @Test func inconsistentCachedCostCurvesAreMeasuredAgain() throws {
+        let f = try fixture()
+        let session = try f.session()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rasd-curves-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = VerifyCostModelCache.file(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory)
+        try FileManager.default.createDirectory(atPath: directory + "/cost-curves", withIntermediateDirectories: true)
+        var heard: [String] = []
+        func plant(_ relative: [Double]) throws -> VerifyCostModel {
+            let curve = VerifyCostCurve(
+                contextLength: 64, threads: 2, kernels: session.kernelPath.rawValue, singleStepSeconds: 0.004, sizes: [1, 2, 4],
+                seconds: relative.map { $0 * 0.004 }, relative: relative)
+            let planted = VerifyCostModel(curves: [curve])
+            try JSONEncoder().encode(planted).write(to: URL(fileURLWithPath: file))
+            return planted
+        }
+        let clean = try plant([1, 1.1, 1.4])
+        #expect(try VerifyCostModelCache.model(
+            model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory, log: { heard.append($0) }) == clean)
+        #expect(heard.isEmpty)
+        let busy = try plant([11, 1.1, 1.4])  // inconsistency 10: no real measurement is that bad
+        let measured = try VerifyCostModelCache.model(
+            model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory, log: { heard.append($0) })
+        #expect(measured != busy && measured.curves.count == VerifyCostModelCache.contexts.count)
+        #expect(heard.contains { $0.contains("inconsistent") } && heard.contains { $0.contains("measuring") })
+        let cached = try JSONDecoder().decode(VerifyCostModel.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+        #expect(cached == measured)
+    }
+
     @Test func aDaemonSourceNamesWhatIsWrong() throws {
         let f = try fixture()
         let (server, socket) = try Daemon.start(serving: f.datastorePath)

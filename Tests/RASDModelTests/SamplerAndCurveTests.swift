@@ -61,6 +61,22 @@ import Testing
         #expect(VerifyCostModel(curves: []).relativeCost(ofTreeSize: 3, context: 10) == 3)
     }
 
+    /// A curve measured in a busy moment is recognised: a one-node ratio away from 1, or a
+    /// larger tree measured cheaper than a smaller one.
+    @Test func inconsistentCurvesAreRecognised() {
+        func curve(_ relative: [Double]) -> VerifyCostCurve {
+            VerifyCostCurve(
+                contextLength: 64, threads: 2, kernels: "test", singleStepSeconds: 0.01, sizes: [1, 2, 3, 4],
+                seconds: relative.map { $0 * 0.01 }, relative: relative)
+        }
+        #expect(curve([1, 1.1, 1.3, 1.5]).inconsistency == 0)
+        #expect(abs(curve([1.41, 1.5, 1.6, 1.7]).inconsistency - 0.41) < 1e-12)
+        #expect(abs(curve([1, 1.2, 1.6, 1.2]).inconsistency - 0.25) < 1e-12)  // 4 nodes 25% cheaper than 3
+        #expect(abs(curve([0.98, 1.2, 1.6, 1.7]).inconsistency - 0.02) < 1e-12)
+        let model = VerifyCostModel(curves: [curve([1, 1.1, 1.3, 1.5]), curve([1, 1.3, 1.2, 1.5])])
+        #expect(abs(model.inconsistency - 0.1 / 1.3) < 1e-12)
+    }
+
     @Test func measuredCurveCoversTheSizesAndLeavesTheContext() throws {
         let model = try Fixtures.model.get()
         let session = try InferenceSession(model: model, capacity: 64, threads: 2)
