@@ -41,7 +41,7 @@ public final class InferenceSession {
 
     /// Changes whenever the engine's speed profile changes (kernels, cache layout), so that
     /// measurements kept on disk, such as verify-cost curves, are taken again.
-    public static let engineRevision = 7
+    public static let engineRevision = 8
 
     /// Prompt tokens computed per forward pass by ``prefill(_:)``.
     public static let prefillChunk = 64
@@ -466,9 +466,9 @@ public final class InferenceSession {
     }
 
     /// Causal attention of every node over the committed context and its ancestors, in
-    /// position order. Work items are (query head, block of up to ``attentionNodeBlock``
-    /// nodes): the nodes of a block read the committed keys and values of their head once
-    /// between them. Writes `scratch.attention`.
+    /// position order. Work items are (KV head, block of nodes; see ``attentionNodesPerItem(_:)``):
+    /// the query heads of the group and the nodes of the block read the committed keys and
+    /// values of their KV head once between them. Writes `scratch.attention`.
     private func attention(
         q: UnsafeMutablePointer<Float>, qStride: Int, keys: UnsafeMutablePointer<UInt16>,
         values: UnsafeMutablePointer<UInt16>, nodes n: Int, chains: [Int32], chainStart: [Int32]
@@ -478,7 +478,7 @@ public final class InferenceSession {
         let committed = committedLength
         let scale = 1 / sqrtf(Float(hd))
         let out = scratch.attention.pointer(Float.self)
-        let block = Self.attentionNodeBlock
+        let block = attentionNodesPerItem(n)
         let blocks = (n + block - 1) / block
         let chunks = min(kvHeads * blocks, scratch.attentionChunks)
         let portable = kernelPath == .portable
@@ -518,6 +518,18 @@ public final class InferenceSession {
     /// of 100, 2026-11-28): one node 3.75 -> 3.53 ms against one query head per item (6-10% at
     /// contexts of 256 to 1,024), 16 nodes 16.5 -> 15.8 ms, 2 to 8 nodes within noise.
     static let attentionNodeBlock = 2
+
+    /// Nodes per attention work item for `n` nodes: ``attentionNodeBlock``, or 1 where blocks
+    /// would leave fewer than two items per thread (SmolLM2's 3 KV heads and 2 nodes would be 3
+    /// items for 2 threads, one thread idle a third of the time). Verify of 2 nodes, scratch
+    /// probe, blocks of 1 against 2 in one process: 4.01 / 4.16 ms after 512 tokens, 5.09 / 5.41
+    /// after 1,024, 3.52 / 3.61 after 256 (medians of 60-100); the two builds alternated three
+    /// times, after 512 tokens: 4.49, 4.42, 4.37 ms against 4.64, 4.56, 4.36. From 3 nodes on,
+    /// blocks of 2 were as fast or faster.
+    func attentionNodesPerItem(_ n: Int) -> Int {
+        let blocks = (n + Self.attentionNodeBlock - 1) / Self.attentionNodeBlock
+        return config.kvHeadCount * blocks >= 2 * threadCount ? Self.attentionNodeBlock : 1
+    }
 }
 
 /// Buffers of one session, sized for a batch of nodes and grown on demand.
