@@ -145,7 +145,7 @@ public final class DraftHeadSession {
     public func forward(tokens: [UInt32], features: UnsafeBufferPointer<Float>, parents: [Int32], logitNodes: [Int]) throws {
         let c = head.config
         let d = c.embeddingLength, n = tokens.count
-        guard n > 0, parents.count == n, features.count == n * d else {
+        guard n > 0, parents.count == n, features.count == n * d, let featureBase = features.baseAddress else {
             throw EngineError.invalidTree("\(n) tokens, \(parents.count) parents and \(features.count) feature values (need \(n) × \(d))")
         }
         let first = tentativeCount
@@ -174,7 +174,7 @@ public final class DraftHeadSession {
         let input = s.input.pointer(Float.self)
         for i in 0..<n {
             head.target.tokenEmbedding.dequantizeRow(Int(tokens[i]), into: input + i * 2 * d)
-            (input + i * 2 * d + d).update(from: features.baseAddress! + i * d, count: d)
+            (input + i * 2 * d + d).update(from: featureBase + i * d, count: d)
         }
         let h = s.h.pointer(Float.self), xn = s.xn.pointer(Float.self)
         s.wide.quantize(input, rows: n, stride: 2 * d)
@@ -260,21 +260,25 @@ public final class DraftHeadSession {
         // The predicted features, and the draft distribution of the requested nodes.
         predictedFeatures.removeAll(keepingCapacity: true)
         predictedFeatures.append(contentsOf: repeatElement(0, count: n * d))
-        predictedFeatures.withUnsafeMutableBufferPointer { out in rmsNorm(h, head.outputNorm, into: out.baseAddress!, rows: n) }
+        predictedFeatures.withUnsafeMutableBufferPointer { out in
+            if let base = out.baseAddress { rmsNorm(h, head.outputNorm, into: base, rows: n) }
+        }
         let rows = logitNodes.count
         let v0 = head.vocabulary.count, stride = head.output.paddedRows
         probabilities.removeAll(keepingCapacity: true)
         guard rows > 0 else { return }
         let selected = s.xn.pointer(Float.self)
         predictedFeatures.withUnsafeBufferPointer { f in
-            for (r, node) in logitNodes.enumerated() { (selected + r * d).update(from: f.baseAddress! + node * d, count: d) }
+            guard let base = f.baseAddress else { return }
+            for (r, node) in logitNodes.enumerated() { (selected + r * d).update(from: base + node * d, count: d) }
         }
         s.narrow.quantize(selected, rows: rows, stride: d)
         let logits = s.logits.pointer(Float.self)
         multiply([(head.output, logits, stride)], input: selected, stride: d, quantized: s.narrow, nodes: rows, path: path)
         probabilities.append(contentsOf: repeatElement(0, count: rows * v0))
         probabilities.withUnsafeMutableBufferPointer { out in
-            for r in 0..<rows { PortableMath.softmax(logits + r * stride, into: out.baseAddress! + r * v0, count: v0, path: path) }
+            guard let base = out.baseAddress else { return }
+            for r in 0..<rows { PortableMath.softmax(logits + r * stride, into: base + r * v0, count: v0, path: path) }
         }
     }
 
