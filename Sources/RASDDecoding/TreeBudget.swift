@@ -280,38 +280,41 @@ public enum VerifyCostModelCache {
     /// Curves less consistent than this (``VerifyCostModel/inconsistency``) were measured while
     /// something else used the machine: they are measured again.
     public static let tolerance = 0.1
-    /// Measurements at most when none is cached and each is inconsistent; the most consistent
-    /// one is kept.
+    /// Measurements at most for one cache file, the most consistent kept: all of them in a row
+    /// when none is cached, then one more per start while the kept one is inconsistent, so a
+    /// machine that stays busy costs a bounded number of measurements.
     public static let attempts = 3
 
     /// The cached model for this model, thread count, kernel path and engine revision,
-    /// measuring it (several seconds) when absent or inconsistent. `log` hears about a
-    /// measurement.
+    /// measuring it (several seconds) when absent or inconsistent (see ``attempts``). `log`
+    /// hears about a measurement.
     public static func model(
         model: LlamaModel, threads: Int, kernels: KernelPath, cacheDirectory: String, log: ((String) -> Void)? = nil
     ) throws -> VerifyCostModel {
         let file = Self.file(model: model, threads: threads, kernels: kernels, cacheDirectory: cacheDirectory)
         var best: VerifyCostModel?
+        var made = 0
         if let data = FileManager.default.contents(atPath: file), let cached = try? JSONDecoder().decode(VerifyCostModel.self, from: data) {
-            if cached.inconsistency <= tolerance { return cached }
+            made = cached.measurements ?? 1
+            if cached.inconsistency <= tolerance || made >= attempts { return cached }
             log?("the cached verify-cost curves in \(file) are inconsistent (\(String(format: "%.2f", cached.inconsistency)) > \(tolerance)): the machine was busy when they were measured")
             best = cached
         }
         let contexts = Self.contexts.filter { $0 + 64 <= model.config.contextLength }
         let session = try InferenceSession(model: model, capacity: (contexts.max() ?? 0) + 64, threads: threads, kernels: kernels)
-        // A fresh measurement tries up to `attempts` times; replacing inconsistent cached curves,
-        // once per start, so a machine that stays busy does not hold every start up.
         let tries = best == nil ? attempts : 1
-        for attempt in 1...tries {
-            log?("measuring the verify-cost curves of this engine (attempt \(attempt) of at most \(tries); cached in \(file))")
+        for _ in 1...tries {
+            log?("measuring the verify-cost curves of this engine (attempt \(made + 1) of at most \(attempts); cached in \(file))")
+            made += 1
             let costs = try VerifyCostModel.measure(
                 session: session, contexts: contexts, sizes: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], repeats: 5)
             if best.map({ costs.inconsistency < $0.inconsistency }) ?? true { best = costs }
             if costs.inconsistency <= tolerance { break }
         }
-        guard let best else { throw EngineError.invalidArgument("no verify-cost measurement was made") }
+        guard var best else { throw EngineError.invalidArgument("no verify-cost measurement was made") }
+        best.measurements = made
         if best.inconsistency > tolerance {
-            log?("the machine stayed busy: keeping the most consistent curves (\(String(format: "%.2f", best.inconsistency))); delete \(file) to measure again later")
+            log?("the machine was busy again: keeping the most consistent curves (\(String(format: "%.2f", best.inconsistency)))\(made < attempts ? "; the next start measures once more" : "; delete \(file) to measure again")")
         }
         try? FileManager.default.createDirectory(atPath: cacheDirectory + "/cost-curves", withIntermediateDirectories: true)
         if let data = try? JSONEncoder().encode(best) {

@@ -120,10 +120,14 @@ public struct VerifyCostCurve: Sendable, Codable, Equatable {
 public struct VerifyCostModel: Sendable, Codable, Equatable {
     /// The curves, by ascending context length.
     public var curves: [VerifyCostCurve]
+    /// How many measurements of the whole model this one was kept from (the most consistent);
+    /// nil when not recorded.
+    public var measurements: Int?
 
     /// A model from curves (sorted here by context length).
-    public init(curves: [VerifyCostCurve]) {
+    public init(curves: [VerifyCostCurve], measurements: Int? = nil) {
         self.curves = curves.sorted { $0.contextLength < $1.contextLength }
+        self.measurements = measurements
     }
 
     /// Relative cost of a tree of `size` nodes after `context` committed tokens: interpolated

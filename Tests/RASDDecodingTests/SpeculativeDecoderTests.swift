@@ -209,11 +209,11 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         let file = VerifyCostModelCache.file(model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory)
         try FileManager.default.createDirectory(atPath: directory + "/cost-curves", withIntermediateDirectories: true)
         var heard: [String] = []
-        func plant(_ relative: [Double]) throws -> VerifyCostModel {
+        func plant(_ relative: [Double], measurements: Int? = nil) throws -> VerifyCostModel {
             let curve = VerifyCostCurve(
                 contextLength: 64, threads: 2, kernels: session.kernelPath.rawValue, singleStepSeconds: 0.004, sizes: [1, 2, 4],
                 seconds: relative.map { $0 * 0.004 }, relative: relative)
-            let planted = VerifyCostModel(curves: [curve])
+            let planted = VerifyCostModel(curves: [curve], measurements: measurements)
             try JSONEncoder().encode(planted).write(to: URL(fileURLWithPath: file))
             return planted
         }
@@ -221,10 +221,16 @@ private func fixture() throws -> Fixture { try Fixture.shared.get() }
         #expect(try VerifyCostModelCache.model(
             model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory, log: { heard.append($0) }) == clean)
         #expect(heard.isEmpty)
+        // Inconsistent, but already the best of as many measurements as the cache makes: kept.
+        let settled = try plant([11, 1.1, 1.4], measurements: VerifyCostModelCache.attempts)
+        #expect(try VerifyCostModelCache.model(
+            model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory, log: { heard.append($0) }) == settled)
+        #expect(heard.isEmpty)
         let busy = try plant([11, 1.1, 1.4])  // inconsistency 10: no real measurement is that bad
         let measured = try VerifyCostModelCache.model(
             model: f.model, threads: 2, kernels: session.kernelPath, cacheDirectory: directory, log: { heard.append($0) })
         #expect(measured != busy && measured.curves.count == VerifyCostModelCache.contexts.count)
+        #expect(measured.measurements == 2)  // the planted one (unrecorded: 1) and one more
         #expect(heard.contains { $0.contains("inconsistent") } && heard.contains { $0.contains("measuring") })
         let cached = try JSONDecoder().decode(VerifyCostModel.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
         #expect(cached == measured)
