@@ -31,6 +31,8 @@ struct BenchDraftHead: AsyncParsableCommand {
     @Option(help: "Threads of the head's own (default: it computes on the target's threads, as decoding runs it).")
     var headThreads: Int?
 
+    func validate() throws { try validateThreads(threads, head: headThreads) }
+
     func run() async throws {
         let modelPath = try model ?? ReferenceModel.existingPath()
         let llama = try LlamaModel(path: modelPath)

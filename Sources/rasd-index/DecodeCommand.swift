@@ -61,6 +61,8 @@ struct Decode: AsyncParsableCommand {
     @Option(help: "Kernel path: portable, avx2 or avx512vnni (default: the fastest this CPU runs).")
     var kernels: String?
 
+    func validate() throws { try validateThreads(threads, head: headThreads) }
+
     func run() async throws {
         let modelPath = try model ?? ReferenceModel.existingPath()
         let tokenizer = try Tokenizer(contentsOf: modelPath)

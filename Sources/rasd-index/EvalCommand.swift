@@ -63,6 +63,8 @@ struct Eval: AsyncParsableCommand {
     @Option(help: "Kernel path: portable, avx2 or avx512vnni.")
     var kernels: String?
 
+    func validate() throws { try validateThreads(threads, head: headThreads) }
+
     func run() async throws {
         let taskNames = task == "all" ? ["code", "summary", "docqa", "qa"] : task.split(separator: ",").map(String.init)
         let methodList = try methods.split(separator: ",").map { name -> DecodingMethod in
