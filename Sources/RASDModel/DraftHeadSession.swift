@@ -203,18 +203,9 @@ public final class DraftHeadSession {
         let attention = s.attention.pointer(Float.self)
         let scale = 1 / sqrtf(Float(hd))
         let group = c.headCount / c.kvHeadCount
-        // Each node's chain: its KV slots from the root down (node i's at chainStart[i]...).
-        var chains: [Int32] = [], chainStart = [0]
-        for i in 0..<n {
-            let begin = chains.count
-            var j = first + i
-            while j >= 0 {
-                chains.append(Int32(committedLength + j))
-                j = Int(tentativeParents[j])
-            }
-            chains[begin...].reverse()
-            chainStart.append(chains.count)
-        }
+        // Each new node's chain: its KV slots from the root down (tentative node t in slot
+        // committedLength + t).
+        let (chains, chainStart) = ancestorChains(of: first..<(first + n), parents: tentativeParents, base: committedLength)
         // One (node, query head) per item, spread over the pool; each chunk has its own scores.
         let items = n * c.headCount, chunks = pool.chunks(for: items)
         let scoreCount = committedLength + first + n
@@ -229,7 +220,7 @@ public final class DraftHeadSession {
                     let i = item / c.headCount, hq = item % c.headCount
                     let offset = (hq / group) * hd
                     let qh = UnsafePointer(q + i * attentionWidth + hq * hd), out = attention + i * attentionWidth + hq * hd
-                    let chain = chainBase + chainStart[i], chainCount = chainStart[i + 1] - chainStart[i]
+                    let chain = chainBase + Int(chainStart[i]), chainCount = Int(chainStart[i + 1] - chainStart[i])
                     if path == .portable {
                         PortableMath.attention(
                             q: qh, keys: keyCache + offset, values: valueCache + offset, stride: kv, committed: committed,

@@ -294,19 +294,7 @@ public final class InferenceSession {
         kvHighWater = max(kvHighWater, base + n)
 
         // Ancestor chains, root first, as KV slots (node i's own KV lives in slot base + i).
-        var chainStart = [Int32](repeating: 0, count: n + 1)
-        var chains: [Int32] = []
-        for i in 0..<n {
-            chainStart[i] = Int32(chains.count)
-            var chain: [Int32] = []
-            var j = i
-            while j >= 0 {
-                chain.append(Int32(base + j))
-                j = Int(parents[j])
-            }
-            chains += chain.reversed()
-        }
-        chainStart[n] = Int32(chains.count)
+        let (chains, chainStart) = ancestorChains(of: 0..<n, parents: parents, base: base)
 
         scratch.reserve(nodes: n, logitRows: logitNodes.count)
         let s = scratch
@@ -530,6 +518,26 @@ public final class InferenceSession {
         let blocks = (n + Self.attentionNodeBlock - 1) / Self.attentionNodeBlock
         return config.kvHeadCount * blocks >= 2 * threadCount ? Self.attentionNodeBlock : 1
     }
+}
+
+/// The ancestor chain of each node in `nodes`, root first, as KV slots: node `j` lives in slot
+/// `base + j`, `parents[j]` is its parent (-1: it hangs from the committed context). Flattened:
+/// the chain of the `i`-th node of `nodes` is `chains[chainStart[i] ..< chainStart[i + 1]]`.
+/// The target's verification and the draft head's tree attention both read chains this way.
+func ancestorChains(of nodes: Range<Int>, parents: [Int32], base: Int) -> (chains: [Int32], chainStart: [Int32]) {
+    var chains: [Int32] = [], chainStart: [Int32] = [0]
+    chainStart.reserveCapacity(nodes.count + 1)
+    for node in nodes {
+        let first = chains.count
+        var j = node
+        while j >= 0 {
+            chains.append(Int32(base + j))
+            j = Int(parents[j])
+        }
+        chains[first...].reverse()
+        chainStart.append(Int32(chains.count))
+    }
+    return (chains, chainStart)
 }
 
 /// Buffers of one session, sized for a batch of nodes and grown on demand.
